@@ -1,0 +1,1 @@
+"""Sub-commands of the ``nnbuild`` CLI, one module each (see ``nnbuild.cli``)."""
