@@ -1,0 +1,91 @@
+"""Pointwise activation kernels and Softmax: ReLU, PReLU, TanH, Sigmoid, AbsVal, Power, Dropout."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnbuild.engine.registry import register
+from nnbuild.errors import ModelError
+
+
+def relu(x: np.ndarray, *, negative_slope: float = 0.0) -> np.ndarray:
+    """Caffe ReLU: ``max(x, 0) + negative_slope * min(x, 0)``."""
+    if negative_slope == 0.0:
+        return np.maximum(x, np.float32(0))
+    return np.where(x > 0, x, x * np.float32(negative_slope))
+
+
+def prelu(x: np.ndarray, slope: np.ndarray, *, channel_shared: bool = False) -> np.ndarray:
+    """Caffe PReLU: a learned negative slope per channel (axis 1), or one shared slope."""
+    if channel_shared:
+        s = np.float32(slope.reshape(-1)[0])
+    else:
+        shape = [1] * x.ndim
+        shape[1] = x.shape[1]
+        s = slope.reshape(shape)
+    return np.where(x > 0, x, x * s)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Caffe Sigmoid, via tanh so large negative inputs do not overflow ``exp``."""
+    return (np.tanh(x * np.float32(0.5)) + np.float32(1)) * np.float32(0.5)
+
+
+def power(x: np.ndarray, *, power: float = 1.0, scale: float = 1.0,
+          shift: float = 0.0) -> np.ndarray:
+    """Caffe Power: ``(shift + scale * x) ** power``."""
+    y = x * np.float32(scale) + np.float32(shift)
+    return y if power == 1.0 else np.power(y, np.float32(power))
+
+
+def softmax(x: np.ndarray, *, axis: int = 1) -> np.ndarray:
+    """Caffe Softmax along ``axis`` (max-subtracted for stability)."""
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
+
+
+@register("ReLU")
+def _relu(param, inputs, blobs, n_tops) -> list:
+    return [relu(inputs[0], negative_slope=float(param.relu_param.negative_slope))]
+
+
+@register("PReLU")
+def _prelu(param, inputs, blobs, n_tops) -> list:
+    if not blobs:
+        raise ModelError("PReLU", "the layer has no slope blob", hint="load the caffemodel")
+    return [prelu(inputs[0], blobs[0], channel_shared=bool(param.prelu_param.channel_shared))]
+
+
+@register("TanH")
+def _tanh(param, inputs, blobs, n_tops) -> list:
+    return [np.tanh(inputs[0])]
+
+
+@register("Sigmoid")
+def _sigmoid(param, inputs, blobs, n_tops) -> list:
+    return [sigmoid(inputs[0])]
+
+
+@register("AbsVal")
+def _absval(param, inputs, blobs, n_tops) -> list:
+    return [np.abs(inputs[0])]
+
+
+@register("Power")
+def _power(param, inputs, blobs, n_tops) -> list:
+    pp = param.power_param
+    return [power(inputs[0], power=float(pp.power), scale=float(pp.scale), shift=float(pp.shift))]
+
+
+@register("Dropout")
+def _dropout(param, inputs, blobs, n_tops) -> list:
+    # Caffe scales by 1/(1-p) while training, so inference is the identity.
+    return [inputs[0]]
+
+
+@register("Softmax")
+def _softmax(param, inputs, blobs, n_tops) -> list:
+    x = inputs[0]
+    axis = int(param.softmax_param.axis)
+    return [softmax(x, axis=axis % x.ndim)]

@@ -1,0 +1,139 @@
+"""Graph executor of the float engine: topological order, float32, blobs freed when dead."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from nnbuild.engine.registry import ADAPTERS, SOURCE_TYPES
+from nnbuild.errors import GraphError, ModelError, UnsupportedLayerError
+
+OnBlob = Callable[[Any, str, np.ndarray], "np.ndarray | None"]
+
+
+def _default_param():
+    from nnbuild.caffe import caffe_pb2  # generated module; imported late to keep imports cheap
+
+    return caffe_pb2.LayerParameter()
+
+
+def run_layer(layer, inputs: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None
+              ) -> list[np.ndarray]:
+    """Run one layer on ``inputs`` (bottom arrays, in order) and return its tops as float32.
+
+    Args:
+        layer: an ``nnbuild.ir.Layer``.
+        inputs: the bottom arrays.
+        weights: arrays replacing ``layer.blobs`` (e.g. quantized weights), or None.
+
+    Raises:
+        UnsupportedLayerError: the engine has no kernel for ``layer.type``.
+        ModelError: the kernel rejected the inputs/parameters (message names the layer).
+    """
+    adapter = ADAPTERS.get(layer.type)
+    if adapter is None:
+        raise _unsupported(layer)
+    param = layer.param if layer.param is not None else _default_param()
+    blobs = list(layer.blobs if weights is None else weights)
+    where = f"layer {layer.name!r} ({layer.type})"
+    try:
+        outs = adapter(param, list(inputs), blobs, len(layer.tops))
+    except ModelError as err:  # re-raised with the layer's name as the place
+        raise type(err)(where, err.what, expected=err.expected, got=err.got,
+                        hint=err.hint) from None
+    except (ValueError, IndexError) as err:  # numpy shape mismatches inside a kernel
+        raise ModelError(where, f"cannot compute the layer ({err})",
+                         got=[tuple(x.shape) for x in inputs],
+                         hint="check the input shape and the layer's parameters") from None
+    if len(outs) != len(layer.tops):
+        raise ModelError(where, "the kernel returned the wrong number of tops",
+                         expected=len(layer.tops), got=len(outs),
+                         hint="this is an engine bug; please report it")
+    return [np.asarray(out, dtype=np.float32) for out in outs]
+
+
+def _unsupported(layer) -> UnsupportedLayerError:
+    return UnsupportedLayerError(
+        f"layer {layer.name!r}", f"layer type {layer.type!r} is not supported by the float engine",
+        expected="one of " + ", ".join(sorted(ADAPTERS)), got=layer.type,
+        hint="remove or replace the layer (or split it off to the CPU side)")
+
+
+def _plan(graph, feeds: Mapping[str, np.ndarray], keep) -> tuple[list, set[str] | None]:
+    """Check everything that can be checked before running; return (layers, kept blobs)."""
+    by_name = {layer.name: layer for layer in graph.layers}
+    layers = [by_name[n] for n in graph.toposort_names()]
+    for layer in layers:
+        if layer.type not in ADAPTERS and layer.type not in SOURCE_TYPES:
+            raise _unsupported(layer)
+    missing = [b for b in graph.inputs if b not in feeds]
+    unknown = [b for b in feeds if b not in graph.inputs]
+    if missing or unknown:
+        raise ModelError("feeds", "the fed blobs do not match the network inputs",
+                         expected=sorted(graph.inputs), got=sorted(feeds),
+                         hint="feed exactly the network's input blobs by name")
+    produced = set(graph.inputs) | {t for layer in layers for t in layer.tops}
+    for layer in layers:
+        for bottom in layer.bottoms:
+            if bottom not in produced:
+                raise GraphError(f"layer {layer.name!r}",
+                                 f"bottom {graph.caffe_name(bottom)!r} is produced by no layer",
+                                 hint="check the spelling, or add the producing layer")
+    if keep == "all":
+        return layers, None
+    kept = set(keep or ())
+    absent = sorted(kept - produced)
+    if absent:
+        raise ModelError("keep", "asked to keep blobs the network does not have",
+                         expected="blob names of the graph (SSA names)", got=absent[:5],
+                         hint="list blobs with `nnbuild inspect`; in-place versions are blob@k")
+    return layers, kept | set(graph.outputs)
+
+
+def _as_input(name: str, array: np.ndarray, on_blob: OnBlob | None) -> np.ndarray:
+    arr = np.ascontiguousarray(array, dtype=np.float32)
+    if on_blob is not None:
+        replaced = on_blob(None, name, arr)
+        arr = arr if replaced is None else np.asarray(replaced, dtype=np.float32)
+    return arr
+
+
+def run(graph, feeds: Mapping[str, np.ndarray], keep: Iterable[str] | str | None = None, *,
+        weights: Mapping[str, Sequence[np.ndarray]] | None = None,
+        on_blob: OnBlob | None = None) -> dict[str, np.ndarray]:
+    """Execute ``graph`` in float32 and return its outputs plus the blobs in ``keep``.
+
+    Args:
+        graph: an ``nnbuild.ir.Graph`` (with weights in ``layer.blobs``).
+        feeds: network input blob -> NCHW array (converted to float32).
+        keep: extra SSA blob names to return, or ``"all"`` for every blob.
+        weights: layer name -> arrays replacing that layer's ``blobs``.
+        on_blob: ``on_blob(layer, blob, array)`` called for every produced blob in execution
+            order (``layer=None`` for network inputs); a non-None result replaces the blob.
+
+    Returns:
+        SSA blob name -> float32 array; dead blobs are freed during execution.
+
+    Raises:
+        UnsupportedLayerError: before anything runs, naming the first unsupported layer.
+        ModelError / GraphError: wrong feeds, unknown ``keep`` blobs, or a failing layer.
+    """
+    layers, kept = _plan(graph, feeds, keep)
+    last_read = {b: i for i, layer in enumerate(layers) for b in layer.bottoms}
+    blobs = {name: _as_input(name, feeds[name], on_blob) for name in graph.inputs}
+    weights = weights or {}
+    for i, layer in enumerate(layers):
+        if layer.type in SOURCE_TYPES:
+            continue
+        outs = run_layer(layer, [blobs[b] for b in layer.bottoms], weights.get(layer.name))
+        for top, arr in zip(layer.tops, outs):
+            if on_blob is not None:
+                replaced = on_blob(layer, top, arr)
+                arr = arr if replaced is None else np.asarray(replaced, dtype=np.float32)
+            blobs[top] = arr
+        if kept is not None:  # free what no later layer reads and nobody asked for
+            for blob in set(layer.bottoms) | set(layer.tops):
+                if last_read.get(blob, -1) <= i and blob not in kept:
+                    blobs.pop(blob, None)
+    return blobs if kept is None else {b: a for b, a in blobs.items() if b in kept}
