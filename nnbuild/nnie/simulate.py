@@ -32,10 +32,8 @@ def fake_quant(values: np.ndarray, max_abs: float, bits: int) -> np.ndarray:
     """NNIE rounding of ``values`` for a tensor of range ``max_abs`` (float32 out).
 
     A range of 0 (a blob that was zero on every calibration picture) has no levels: NNIE can only
-    store zeros there, so zeros are returned instead of taking log2(0).
+    store zeros there (``nnbuild.nnie.quantize`` returns zeros for it).
     """
-    if not max_abs > 0:
-        return np.zeros_like(values, dtype=np.float32)
     return np.asarray(nq.quantize(values, max_abs, bits=bits), dtype=np.float32)
 
 
@@ -49,6 +47,7 @@ class Plan:
         points: the quantization points.
         blob_max: stored blob -> calibrated absolute maximum.
         weights: layer -> replacement ``blobs`` (quantized weights, float bias and the rest).
+        weight_max: layer -> the weight range used.
     """
 
     graph: Graph
@@ -56,6 +55,7 @@ class Plan:
     points: QuantPoints
     blob_max: dict[str, float]
     weights: dict[str, list[np.ndarray]]
+    weight_max: dict[str, float]
 
     def round_blob(self, blob: str, array: np.ndarray) -> np.ndarray | None:
         """The stored form of ``blob`` (None when NNIE does not round it)."""
@@ -72,7 +72,7 @@ class Plan:
         return self.round_blob(blob, array)
 
 
-def _weight_max(graph: Graph, ranges: Ranges, layer: Layer) -> float:
+def _weight_max(ranges: Ranges, layer: Layer) -> float:
     """The weight range of ``layer``: the calibrated one, else the weights' own abs-max."""
     if layer.name in ranges.weights:
         return float(ranges.weights[layer.name])
@@ -92,14 +92,14 @@ def prepare(graph: Graph, ranges: Ranges, mode: str | int) -> Plan:
                          expected="a range for every stored blob",
                          got=f"{len(missing)} blob(s) without one",
                          hint="re-run the calibrate stage on this patched model")
-    weights = {}
+    weights, weight_max = {}, {}
     for layer in graph.layers:
         if layer.name in points.weights:
-            bits = points.weights[layer.name]
-            q = fake_quant(layer.blobs[0], _weight_max(graph, ranges, layer), bits)
+            weight_max[layer.name] = _weight_max(ranges, layer)
+            q = fake_quant(layer.blobs[0], weight_max[layer.name], points.weights[layer.name])
             weights[layer.name] = [q] + list(layer.blobs[1:])
     blob_max = {b: float(ranges.blobs[b]) for b in points.blobs}
-    return Plan(graph, mode, points, blob_max, weights)
+    return Plan(graph, mode, points, blob_max, weights, weight_max)
 
 
 def simulate(graph: Graph, ranges: Ranges, mode: str | int, feeds: Mapping[str, np.ndarray],

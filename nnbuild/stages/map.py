@@ -1,0 +1,127 @@
+"""Stage ``map``: the mapper configuration, the builtin quantization, and the real mapper if any.
+
+Outputs (docs/design.md "Stages"):
+
+* ``nnie_mapper.cfg`` (+ ``mean.txt`` for norm_type 5) from ``nnbuild.nnie.cfg``; its paths are
+  relative to the package root (``model.prototxt``, ``image_list.txt``, ...);
+* ``quant.npz`` / ``quant.json`` from the builtin NNIE quantizer (``nnbuild.nnie.quantfile``), with
+  the cost model's latency estimate;
+* ``<name>.wk`` + ``mapper.log`` when a real nnie_mapper is configured (``mapper.path`` in the
+  recipe, else the ``NNIE_MAPPER`` environment variable). Its version banner belongs in the stage
+  key: the runner calls ``tool_versions(recipe)`` and hashes the result.
+
+Importable without numpy: heavy modules are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+NAME = "map"
+NEEDS = ("patch", "calibrate")
+READS = ("input", "quant", "target", "mapper")
+CODE = ("nnbuild.stages.map", "nnbuild.nnie", "nnbuild.engine", "nnbuild.caffe", "nnbuild.ir",
+        "nnbuild.chips")
+QUANT_VERSION = 1
+# Files the mapper reads, copied from upstream stages into its scratch directory so the
+# cfg's package-relative paths resolve there (nnie-facts.md §2).
+MAPPER_INPUTS = {"patch": ("model.prototxt", "model.caffemodel"),
+                 "calibrate": ("image_list.txt", "images")}
+
+
+def mapper_path(recipe: dict) -> str | None:
+    """The configured nnie_mapper executable: recipe ``mapper.path``, else ``$NNIE_MAPPER``."""
+    return (recipe.get("mapper") or {}).get("path") or os.environ.get("NNIE_MAPPER") or None
+
+
+def tool_versions(recipe: dict) -> dict[str, str]:
+    """External tools this stage's outputs depend on, for the stage key (``{}`` = builtin only)."""
+    path = mapper_path(recipe)
+    if not path:
+        return {}
+    from nnbuild.nnie.mapper import mapper_version
+
+    return {"nnie_mapper": mapper_version(path)}
+
+
+def run(ctx) -> None:
+    """Write cfg, quant.npz and quant.json; run the real mapper when one is configured."""
+    from nnbuild.caffe import io
+    from nnbuild.nnie.calibrate import Ranges
+    from nnbuild.nnie.simulate import prepare
+
+    patch, calib = ctx.upstream("patch"), ctx.upstream("calibrate")
+    graph = io.load(patch / "model.prototxt", patch / "model.caffemodel").graph
+    ranges = Ranges.load(calib / "ranges.json")
+    mode = (ctx.recipe.get("quant") or {}).get("mode", "int8")
+    plan = prepare(graph, ranges, mode)
+    cfg_name = _write_cfg(ctx)
+    _write_quant(ctx, graph, plan, mode)
+    path = mapper_path(ctx.recipe)
+    if path:
+        _run_mapper(ctx, path, cfg_name)
+
+
+def _write_cfg(ctx) -> str:
+    """nnie_mapper.cfg (+ mean.txt) for the recipe; returns the cfg file name."""
+    from nnbuild.nnie.cfg import make_cfg
+
+    files = make_cfg(ctx.recipe, instruction_name=_wk_stem(ctx))
+    for name, text in files.items():
+        (ctx.out / name).write_text(text, encoding="utf-8")
+    return "nnie_mapper.cfg"
+
+
+def _wk_stem(ctx) -> str:
+    """``<name>`` of ``<name>.wk``: the recipe name (what the package and board code expect)."""
+    return ctx.name
+
+
+def _write_quant(ctx, graph, plan, mode) -> None:
+    """quant.npz and quant.json (with the cost model's estimate for the target chip)."""
+    import json
+
+    from nnbuild.nnie import quantfile
+    from nnbuild.nnie.quantpoints import compile_mode
+
+    chip = (ctx.recipe.get("target") or {}).get("chip")
+    path = mapper_path(ctx.recipe)
+    record = {"version": QUANT_VERSION, "mode": mode, "compile_mode": compile_mode(mode),
+              "chip": chip, "mapper": "nnie_mapper" if path else "builtin",
+              "mapper_version": tool_versions(ctx.recipe).get("nnie_mapper"),
+              **quantfile.summary(plan), "cost": _cost(graph, plan, chip)}
+    quantfile.write_npz(ctx.out / "quant.npz", quantfile.arrays(plan))
+    text = json.dumps(record, indent=1, sort_keys=True, allow_nan=False)
+    (ctx.out / "quant.json").write_text(text + "\n", encoding="utf-8")
+
+
+def _cost(graph, plan, chip) -> dict:
+    """The cost model's latency estimate (an estimate, fitted to published numbers; see cost)."""
+    from nnbuild.nnie.cost import estimate
+
+    bits = {layer: b for layer, b in plan.points.weights.items()}
+    return estimate(graph, chip, bits=bits)
+
+
+def _run_mapper(ctx, path: str, cfg_name: str) -> None:
+    """Run the real mapper in ``ctx.scratch`` and add ``<name>.wk`` and ``mapper.log``."""
+    import shutil
+
+    from nnbuild.nnie.mapper import run_mapper
+
+    work = pathlib.Path(ctx.scratch) / "mapper"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    for stage, names in MAPPER_INPUTS.items():
+        for name in names:
+            source = ctx.upstream(stage) / name
+            copy = shutil.copytree if source.is_dir() else shutil.copy2
+            copy(source, work / name)
+    for produced in ctx.out.iterdir():
+        if produced.suffix in (".cfg", ".txt"):
+            shutil.copy2(produced, work / produced.name)
+    result = run_mapper(path, work / cfg_name, cwd=work, wk_name=_wk_stem(ctx))
+    shutil.copy2(result.wk, ctx.out / f"{_wk_stem(ctx)}.wk")
+    shutil.copy2(result.log, ctx.out / "mapper.log")
