@@ -1,0 +1,1 @@
+"""NNIE back end: quantizer, calibration, quantized simulation, mapper cfg/runner and cost model."""
