@@ -138,3 +138,58 @@ def recipe_diff(recipe_path: str, text: str, layers: Sequence[str]) -> str:
             end += 1
         new = lines[:start] + block + lines[end:]
     return "".join(difflib.unified_diff(lines, new, f"a/{recipe_path}", f"b/{recipe_path}"))
+
+
+class SimScorer:
+    """``score(hp_layers)`` by simulation: mean cosine of the chosen outputs against float.
+
+    The ``_hp`` layers are marked the way the build does it (name suffix, compile_mode 2,
+    nnie-facts.md §2), on a copy of the graph, and simulated with ``nnbuild.nnie.simulate``.
+    Float outputs are computed once. Layers already named ``*_hp`` stay 16-bit in every trial.
+
+    Args:
+        graph: the patched graph; ranges: its calibration (``Ranges``).
+        feeds: one feed dict per image (2-4 images are plenty for a ranking).
+        outputs: SSA output blobs to score (default: every network output).
+    """
+
+    def __init__(self, graph, ranges, feeds: Sequence[dict], outputs: Sequence[str] | None = None):
+        from nnbuild.engine import run
+        from nnbuild.nnie.quantpoints import HP_SUFFIX, WEIGHTED_TYPES
+
+        self.graph, self.ranges, self.feeds = graph, ranges, list(feeds)
+        self.outputs = list(outputs or graph.outputs)
+        self.reference = [run(graph, f) for f in self.feeds]
+        self.candidates = [layer.name for layer in graph.layers
+                           if layer.type in WEIGHTED_TYPES and not layer.name.endswith(HP_SUFFIX)]
+        self.suffix = HP_SUFFIX
+
+    def cosines(self, hp: Iterable[str], mode: str = "mixed") -> dict[str, float]:
+        """Output blob -> mean cosine over the images with ``hp`` in 16-bit."""
+        import numpy as np
+
+        from nnbuild.check import compare
+        from nnbuild.nnie.simulate import prepare, simulate
+
+        graph = self.graph.copy()
+        hp = set(hp)
+        for layer in graph.layers:
+            if layer.name in hp:
+                layer.name += self.suffix
+        plan = prepare(graph, self.ranges, mode)
+        per = {name: [] for name in self.outputs}
+        for feeds, ref in zip(self.feeds, self.reference):
+            out = simulate(graph, self.ranges, mode, feeds, plan=plan)
+            for name in self.outputs:
+                per[name].append(compare(ref[name], out[name])["cosine"])
+        return {name: float(np.mean(v)) for name, v in per.items()}
+
+    def score(self, hp: frozenset) -> float:
+        """Mean output cosine with ``hp`` in 16-bit (the search's objective)."""
+        values = self.cosines(hp)
+        return sum(values.values()) / len(values)
+
+    def full(self) -> float:
+        """The all-16-bit score (compile_mode 1): the quality the search aims for."""
+        values = self.cosines((), mode="int16")
+        return sum(values.values()) / len(values)

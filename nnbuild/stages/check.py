@@ -1,0 +1,131 @@
+"""Stage ``check``: float vs quantized on the check images, task metrics, the gate, report.json.
+
+Reads the patch outputs (float patched model, CPU part if any), the calibrate stage's
+``ranges.json`` and the map stage's ``quant.json`` (latency), runs ``nnbuild.check_image`` for every
+check image (process pool, results cached per image by content key in ``ctx.scratch``), then
+aggregates, applies the gate and writes ``report.json`` (docs/report-json.md) and ``report.html``
+when ``nnbuild.report`` is available. A missed threshold calls ``ctx.fail(CheckFailed(...))``.
+
+Importable without numpy: heavy modules are imported inside ``run``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+
+NAME = "check"
+NEEDS = ("patch", "calibrate", "map")
+READS = ("input", "quant", "target", "check")
+CODE = ("nnbuild.stages.check", "nnbuild.check", "nnbuild.check_report",
+        "nnbuild.check_image", "nnbuild.suggest", "nnbuild.tasks", "nnbuild.nnie",
+        "nnbuild.engine", "nnbuild.preprocess", "nnbuild.caffe", "nnbuild.ir", "nnbuild.report")
+GROUP = "check"
+# Bump when the per-image result format changes: it is part of every scratch cache key.
+IMAGE_RESULT_VERSION = 1
+
+
+def external_inputs(recipe: dict) -> dict[str, list]:
+    """The check pictures: ``{"check": [ref, ...]}`` from ``check.images``/``check.count``."""
+    from nnbuild.stages.calibrate import image_refs
+
+    spec = recipe.get("check") or {}
+    return {GROUP: image_refs(spec.get("images"), spec.get("count"), "check.images")}
+
+
+def sha256_file(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _jobs(ctx, files: list[pathlib.Path]) -> list:
+    """One ``check_image.Job`` per picture."""
+    from nnbuild.check_image import Job
+    from nnbuild.stages.calibrate import _input_spec
+
+    patch, calib = ctx.upstream("patch"), ctx.upstream("calibrate")
+    model = (str(patch / "model.prototxt"), str(patch / "model.caffemodel"))
+    cpu = ((str(patch / "cpu.prototxt"), str(patch / "cpu.caffemodel"))
+           if (patch / "cpu.prototxt").is_file() else None)
+    from nnbuild.caffe import io
+    graph = io.load(*model).graph
+    spec = _input_spec(ctx.recipe.get("input") or {}, graph)
+    check = ctx.recipe.get("check") or {}
+    mode = (ctx.recipe.get("quant") or {}).get("mode", "int8")
+    jobs = []
+    for path in files:
+        args = dict(check.get("task_args") or {}, input_hw=tuple(spec[1][2:]),
+                    image_name=path.name)
+        jobs.append(Job(model, cpu, str(calib / "ranges.json"), mode, spec,
+                        check.get("task", "raw"), args, str(path),
+                        bool(check.get("isolated", True))))
+    return jobs
+
+
+def content_key(job, hashes: dict[str, str]) -> str:
+    """Scratch cache key of one image's result: everything that can change it, hashed."""
+    fields = {"v": IMAGE_RESULT_VERSION, "image": hashes[job.image],
+              "model": [hashes[p] for p in job.model],
+              "cpu": [hashes[p] for p in job.cpu] if job.cpu else None,
+              "ranges": hashes[job.ranges], "mode": job.mode, "input": repr(job.input),
+              "task": job.task, "args": repr(sorted(job.task_args.items())),
+              "isolated": job.isolated}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def compute(ctx, jobs: list, keys: list[str]) -> list[dict]:
+    """Per-image results: cached ones from ``ctx.scratch``, the rest over a process pool."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from nnbuild.check_image import check_image
+
+    results: list[dict | None] = [None] * len(jobs)
+    todo = []
+    for i, key in enumerate(keys):
+        cached = ctx.scratch / f"{key}.json"
+        if cached.is_file():
+            results[i] = json.loads(cached.read_text(encoding="utf-8"))
+        else:
+            todo.append(i)
+    ctx.log(f"check: {len(jobs) - len(todo)} image(s) cached, {len(todo)} to compute")
+    workers = min(os.cpu_count() or 1, len(todo))
+
+    def store(i: int, result: dict) -> None:
+        tmp = ctx.scratch / f"{keys[i]}.tmp{os.getpid()}"
+        tmp.write_text(json.dumps(result), encoding="utf-8")
+        os.replace(tmp, ctx.scratch / f"{keys[i]}.json")
+        results[i] = result
+
+    if workers <= 1:
+        for i in ctx.progress(todo, total=len(todo), desc="check"):
+            store(i, check_image(jobs[i]))
+    elif todo:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(check_image, jobs[i]): i for i in todo}
+            for future in ctx.progress(as_completed(futures), total=len(todo), desc="check"):
+                store(futures[future], future.result())
+    return results
+
+
+def run(ctx) -> None:
+    """Compare, score, gate, and write report.json (+ report.html)."""
+    from nnbuild import check_report
+
+    files = list(ctx.files(GROUP))
+    jobs = _jobs(ctx, files)
+    paths = {p for job in jobs for p in (job.image, job.ranges, *job.model, *(job.cpu or ()))}
+    hashes = {p: sha256_file(pathlib.Path(p)) for p in sorted(paths)}
+    keys = [content_key(job, hashes) for job in jobs]
+    results = compute(ctx, jobs, keys)
+    report = check_report.build(ctx, jobs, results, hashes)
+    (ctx.out / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n",
+                                         encoding="utf-8")
+    check_report.write_html(ctx, report, jobs)
+    if report["failures"]:
+        from nnbuild.check import check_failed
+        ctx.fail(check_failed(ctx.name, report["failures"], report["explanation"]))
