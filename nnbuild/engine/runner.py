@@ -44,7 +44,7 @@ def run_layer(layer, inputs: Sequence[np.ndarray], weights: Sequence[np.ndarray]
                         hint=err.hint) from None
     except (ValueError, IndexError) as err:  # numpy shape mismatches inside a kernel
         raise ModelError(where, f"cannot compute the layer ({err})",
-                         got=[tuple(x.shape) for x in inputs],
+                         expected="input shapes that fit the layer's parameters", got=[tuple(x.shape) for x in inputs],
                          hint="check the input shape and the layer's parameters") from None
     if len(outs) != len(layer.tops):
         raise ModelError(where, "the kernel returned the wrong number of tops",
