@@ -54,7 +54,7 @@ def histograms(graph, plan, layers: list[dict], results: Sequence[dict]) -> list
 
 
 def gate_rules(check_spec: dict, outputs: list[dict], task_cls, task_metrics: dict,
-               first_layer_cos: float | None) -> tuple[list, dict]:
+               first_layer: tuple[str, float] | None) -> tuple[list, dict]:
     """(rules, thresholds in force) from the recipe's ``check`` section and the task's GATES."""
     thresholds = {"min_output_cosine": check_spec.get("min_output_cosine",
                                                       DEFAULT_MIN_OUTPUT_COSINE),
@@ -62,9 +62,9 @@ def gate_rules(check_spec: dict, outputs: list[dict], task_cls, task_metrics: di
                                                      DEFAULT_MIN_LAYER_COSINE)}
     rules = [check.Threshold("min_output_cosine", o["blob"], o["metrics"]["cosine"],
                              thresholds["min_output_cosine"], "min") for o in outputs]
-    if check_spec.get("fail_on_layer") and first_layer_cos is not None:
-        rules.append(check.Threshold("min_layer_cosine", "first divergent layer",
-                                     first_layer_cos, thresholds["min_layer_cosine"], "min"))
+    if first_layer is not None:
+        rules.append(check.Threshold("min_layer_cosine", f"layer {first_layer[0]}",
+                                     first_layer[1], thresholds["min_layer_cosine"], "min"))
     for key, metric, kind, default in task_cls.GATES:
         value = check_spec.get(key, default)
         if value is None or metric not in task_metrics:
@@ -107,11 +107,11 @@ def build(ctx, jobs: Sequence, results: Sequence[dict], hashes: dict[str, str]) 
             "per_image": per_image}
     first = check.first_divergent(layers, spec.get("min_layer_cosine", DEFAULT_MIN_LAYER_COSINE))
     first_cos = next((e["accumulated"]["cosine"] for e in layers if e["layer"] == first), None)
-    rules, thresholds = gate_rules(spec, outputs, task_cls, task["metrics"], first_cos)
+    rules, thresholds = gate_rules(spec, outputs, task_cls, task["metrics"],
+                                   None if first is None else (first, first_cos))
     failures = check.gate(rules)
     ranking = []
-    want = spec.get("sensitivity", "on_fail")
-    if job.mode != "int16" and (want == "always" or (want == "on_fail" and failures)):
+    if job.mode != "int16" and failures:  # the explanation names the top three
         ranking = sensitivity(graph, ranges, jobs)
     suggested = [r["layer"] for r in ranking[:3]]
     quant = ctx.recipe.get("quant") or {}

@@ -62,8 +62,7 @@ def _jobs(ctx, files: list[pathlib.Path]) -> list:
         args = dict(check.get("task_args") or {}, input_hw=tuple(spec[1][2:]),
                     image_name=path.name)
         jobs.append(Job(model, cpu, str(calib / "ranges.json"), mode, spec,
-                        check.get("task", "raw"), args, str(path),
-                        bool(check.get("isolated", True))))
+                        check.get("task", "raw"), args, str(path)))
     return jobs
 
 
