@@ -64,6 +64,8 @@ class Graph:
         layers: layers in file (execution) order.
         origin: SSA blob name -> Caffe blob name, for the versions created by in-place layers.
         net_param: the NetParameter minus layers/inputs, for fields nnbuild does not touch.
+        caffe_meta: file-format details that ``nnbuild.caffe.io.save`` reproduces (the
+            caffemodel's own NetParameter header, the legacy input shape style). Passes ignore it.
     """
 
     name: str
@@ -72,6 +74,7 @@ class Graph:
     input_style: str = "layer"
     origin: dict[str, str] = dataclasses.field(default_factory=dict)
     net_param: Any = None
+    caffe_meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     # -- construction -------------------------------------------------------------------------
 
@@ -84,7 +87,9 @@ class Graph:
         ``blob@k``; bottoms refer to the latest version produced so far. A bottom that no earlier
         layer produced keeps its name, so that ``validate`` can report it precisely.
         """
-        current = {blob: blob for blob in inputs}
+        layers = list(layers)
+        # An Input layer's tops are network inputs *and* that layer's tops: not a second version.
+        current = {blob: blob for blob in _free_inputs(inputs, layers)}
         seen_count: dict[str, int] = {}
         origin: dict[str, str] = {}
         out = []
@@ -110,7 +115,8 @@ class Graph:
     def copy(self) -> "Graph":
         """A deep copy of the structure; weight arrays are shared (they are read-only)."""
         return Graph(self.name, dict(self.inputs), [layer.copy() for layer in self.layers],
-                     self.input_style, dict(self.origin), copy.deepcopy(self.net_param))
+                     self.input_style, dict(self.origin), copy.deepcopy(self.net_param),
+                     copy.deepcopy(self.caffe_meta))
 
     # -- lookups ------------------------------------------------------------------------------
 
@@ -161,7 +167,8 @@ class Graph:
                 raise GraphError(f"{where}: layer {layer.name!r}", "duplicate layer name",
                                  hint="layer names must be unique; rename one of them")
             seen_names.add(layer.name)
-        produced_by: dict[str, str] = {blob: "<input>" for blob in self.inputs}
+        produced_by: dict[str, str] = {blob: "<input>"
+                                       for blob in _free_inputs(self.inputs, self.layers)}
         for layer in self.layers:
             for top in layer.tops:
                 if top in produced_by:
@@ -255,3 +262,9 @@ class Graph:
             for blob in versions:
                 names[blob] = base if faithful else blob.replace(SSA_SEP, "_")
         return names
+
+
+def _free_inputs(inputs: Iterable[str], layers: list[Layer]) -> list[str]:
+    """The network inputs that no ``Input`` layer produces (legacy ``input:`` declarations)."""
+    from_layers = {top for layer in layers if layer.type == "Input" for top in layer.tops}
+    return [blob for blob in inputs if blob not in from_layers]
