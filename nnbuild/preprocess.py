@@ -132,7 +132,9 @@ def load_uint8(path: str | os.PathLike, shape: Sequence[int], *, resize: str = "
 
 def _channel_mean(mean: float | Sequence[float]) -> np.ndarray:
     """Mean as a (3, 1, 1) float32 array in the network's channel order."""
-    values = np.asarray([mean] * 3 if np.isscalar(mean) else list(mean), dtype=np.float32)
+    values = np.asarray([mean] if np.isscalar(mean) else list(mean), dtype=np.float32)
+    if values.shape == (1,):
+        values = np.repeat(values, 3)
     if values.shape != (3,):
         raise RecipeError("input.mean", "mean must be one value or one per channel",
                           expected="a number or 3 numbers", got=mean)
@@ -149,7 +151,8 @@ def to_tensor(rgb: np.ndarray, *, color: str = "RGB", mean: float | Sequence[flo
     Args:
         rgb: H x W x 3 uint8, RGB order (as returned by ``load_uint8``).
         color: channel order the network was trained on, ``"RGB"`` or ``"BGR"``.
-        mean: per-channel mean in the *network's* channel order, or one value for all.
+        mean: per-channel mean in the *network's* channel order, or one value (or a one-item
+            list) for all channels.
         scale: one multiplier for all channels (NNIE's data_scale is a scalar).
 
     Returns:
