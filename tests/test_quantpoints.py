@@ -86,9 +86,14 @@ def test_retinaface_points(retina_graph):
     assert all(types[n] in ("Convolution", "Deconvolution") for n in p.weights)
     assert len(p.weights) == 58  # 56 convolutions + 2 upsampling deconvolutions
     assert len(p.outputs) == 9 and not set(p.outputs) & set(p.blobs)
-    # every BN/Scale/ReLU behind a convolution is fused: no stored blob ends in BN or Scale
-    producers = retina_graph.producers()
-    assert not [b for b in p.blobs if producers[b].type in ("BatchNorm", "Scale")]
+    # every BN/Scale/ReLU behind a convolution is fused: no stored blob is read by one of them
+    readers = retina_graph.consumers()
+    fused_types = ("BatchNorm", "Scale", "ReLU")
+    read_by_fused = [b for b in p.blobs if any(r.type in fused_types for r in readers[b])]
+    # ... except after a Concat, which is no computing layer and fuses nothing
+    assert read_by_fused == ["rf_c3_det_concat", "rf_c2_det_concat", "rf_c1_det_concat"]
+    assert len(p.fused) == 47 * 2 + 41 - 3  # conv->BN, BN->Scale, ReLU inputs but post-Concat
+    assert len(p.blobs) == 68
 
 
 @pytest.fixture(scope="module")

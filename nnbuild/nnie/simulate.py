@@ -11,7 +11,9 @@ What is simulated (details and sources in ``nnbuild.nnie.quantpoints``):
 * arithmetic inside a layer is float32: NNIE accumulates in wide integers, which float32 matches
   to well below the 8-bit steps.
 
-Quantized weights are computed once per ``Plan``; reuse a plan for many pictures.
+Quantized weights and the activation rounding tables (``nnbuild.nnie.fastquant``, bit-exact with
+the quantizer, ~0.8 MB per stored blob in 8-bit, 1.5 MB in 16-bit) are computed once per ``Plan``;
+reuse a plan for many pictures.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 from nnbuild.errors import ModelError
 from nnbuild.ir import Graph, Layer
 from nnbuild.nnie import quantize as nq
+from nnbuild.nnie.fastquant import Table
 from nnbuild.nnie.calibrate import Ranges
 from nnbuild.nnie.quantpoints import QuantPoints, quant_points
 
@@ -56,11 +59,16 @@ class Plan:
     blob_max: dict[str, float]
     weights: dict[str, list[np.ndarray]]
     weight_max: dict[str, float]
+    tables: dict[str, Table] = dataclasses.field(default_factory=dict)
 
     def round_blob(self, blob: str, array: np.ndarray) -> np.ndarray | None:
         """The stored form of ``blob`` (None when NNIE does not round it)."""
         if blob in self.points.blobs:
-            return fake_quant(array, self.blob_max[blob], self.points.blobs[blob])
+            table = self.tables.get(blob)
+            if table is None:
+                table = Table(self.blob_max[blob], self.points.blobs[blob])
+                self.tables[blob] = table
+            return table(array)
         if blob in self.points.outputs:
             return np.asarray(nq.output_fixed_point(array), dtype=np.float32)
         return None
