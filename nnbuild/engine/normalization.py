@@ -33,7 +33,10 @@ def batch_norm(x: np.ndarray, mean: np.ndarray, var: np.ndarray,
         m = x.mean(axis=axes, keepdims=True, dtype=np.float32)
         v = ((x - m) ** 2).mean(axis=axes, keepdims=True, dtype=np.float32)
     inv = (np.float32(1) / np.sqrt(v + np.float32(eps))).astype(np.float32)
-    return (x - m) * inv
+    # x * inv - m * inv: one multiply and one in-place add over the big blob.
+    out = np.multiply(x, inv)
+    out -= (m * inv).astype(np.float32)
+    return out
 
 
 def scale(x: np.ndarray, factor: np.ndarray, bias: np.ndarray | None = None, *, axis: int = 1,

@@ -6,6 +6,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from nnbuild.engine import blas
 from nnbuild.engine.registry import ADAPTERS, SOURCE_TYPES
 from nnbuild.errors import GraphError, ModelError, UnsupportedLayerError
 
@@ -120,9 +121,14 @@ def run(graph, feeds: Mapping[str, np.ndarray], keep: Iterable[str] | str | None
         ModelError / GraphError: wrong feeds, unknown ``keep`` blobs, or a failing layer.
     """
     layers, kept = _plan(graph, feeds, keep)
+    with blas.limited(1):  # see nnbuild/engine/blas.py for the measurement behind this
+        return _execute(graph, layers, kept, feeds, weights or {}, on_blob)
+
+
+def _execute(graph, layers, kept, feeds, weights, on_blob) -> dict[str, np.ndarray]:
+    """The execution loop of ``run`` (arguments already checked by ``_plan``)."""
     last_read = {b: i for i, layer in enumerate(layers) for b in layer.bottoms}
     blobs = {name: _as_input(name, feeds[name], on_blob) for name in graph.inputs}
-    weights = weights or {}
     for i, layer in enumerate(layers):
         if layer.type in SOURCE_TYPES:
             continue
