@@ -13,7 +13,7 @@ from nnbuild.errors import PassError
 from nnbuild.ir import SSA_SEP, Graph, Layer
 from nnbuild.passes import PassContext, register_pass
 from nnbuild.passes.changes import Changes
-from nnbuild.passes.surgery import rewire, taken_names, unique_name
+from nnbuild.passes.surgery import rewire, blob_names, unique_name
 
 ACTIVATIONS = ("ReLU", "PReLU")
 
@@ -73,7 +73,7 @@ def inplace_activations(graph: Graph, ctx: PassContext, *, mode="inplace", blobs
                         "out_of_place", got=mode, hint="set mode: inplace")
     g = graph.copy()
     changes = Changes()
-    taken = taken_names(g)
+    taken = blob_names(g)
     wanted = set(blobs) if blobs is not None else None
     for act in [la for la in g.layers if la.type in ACTIVATIONS and len(la.bottoms) == 1]:
         if mode == "inplace":

@@ -52,6 +52,13 @@ def bypass(graph: Graph, layer: Layer, changes: Changes, source: int = 0) -> str
     return None
 
 
+def blob_names(graph: Graph) -> set[str]:
+    """Every Caffe blob name in use."""
+    names = {graph.caffe_name(b) for b in graph.inputs}
+    names.update(graph.caffe_name(t) for layer in graph.layers for t in layer.tops)
+    return names
+
+
 def taken_names(graph: Graph) -> set[str]:
     """Every layer name and Caffe blob name in use (new names must avoid all of them)."""
     names = {layer.name for layer in graph.layers}
