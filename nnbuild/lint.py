@@ -2,8 +2,8 @@
 
 Each rule (nnie-facts.md §5) is a function registered with ``@rule("id")``; it receives a
 ``LintContext`` and yields ``Finding`` s. ``lint(graph, chip)`` runs them all in registration
-order. ``cpu_segments(graph)`` describes how layers NNIE cannot run split the net into NNIE and
-CPU segments (what the mapper does with ``Custom`` layers, nnie-facts.md §5).
+order. ``cpu_segments`` (from ``nnbuild.segments``, re-exported here) describes how layers NNIE
+cannot run split the net into NNIE and CPU segments.
 """
 
 from __future__ import annotations
@@ -13,17 +13,12 @@ from typing import Callable, Iterable, Iterator
 
 from nnbuild.chips import Chip, get_chip
 from nnbuild.ir import Graph, Layer
+from nnbuild.segments import (NNIE_TYPES, Segment, cpu_segments, describe_segments,
+                               runs_on_cpu)
 from nnbuild.shapes import Shape, infer_shapes
 
-# Layer types nnbuild treats as NNIE layers. Anything else (PriorBox, DetectionOutput, custom
-# types) must run on the CPU (nnie-facts.md §5). Crop is here because the fix for it is deleting
-# it (the "crop" rule), not moving it to the CPU.
-NNIE_TYPES = frozenset((
-    "Input", "Convolution", "Deconvolution", "Pooling", "InnerProduct", "BatchNorm", "Scale",
-    "ReLU", "PReLU", "Eltwise", "Concat", "Crop", "Reshape", "Softmax", "Permute", "Flatten",
-    "Dropout", "TanH", "AbsVal", "Sigmoid", "Slice", "Split", "Power", "Normalize", "BNLL"))
-# Layers that carry the compute; they stay on NNIE even when all their inputs come from the CPU.
-_COMPUTE_TYPES = frozenset(("Convolution", "Deconvolution", "InnerProduct"))
+__all__ = ["NNIE_TYPES", "RULES", "Finding", "LintContext", "Segment", "cpu_segments",
+           "describe_segments", "lint", "rule", "runs_on_cpu"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,16 +38,6 @@ class Finding:
     def line(self) -> str:
         """One human-readable line: ``[rule] layer: message. Hint: hint``."""
         return f"{self.severity}[{self.rule}] {self.layer}: {self.message}. Hint: {self.hint}"
-
-
-@dataclasses.dataclass(frozen=True)
-class Segment:
-    """A maximal part of the net running on one device, in execution order."""
-
-    device: str  # "nnie" or "cpu"
-    layers: tuple[str, ...]
-    inputs: tuple[str, ...]  # Caffe blob names read from outside the segment
-    outputs: tuple[str, ...]  # Caffe blob names read outside the segment, or network outputs
 
 
 @dataclasses.dataclass
@@ -96,69 +81,6 @@ def lint(graph: Graph, chip: str | Chip = "hi3516dv300",
         shapes = infer_shapes(graph, partial=True, check_weights=False)
     ctx = LintContext(graph, chip, shapes, cpu_segments(graph))
     return [finding for fn in RULES.values() for finding in fn(ctx)]
-
-
-# -- segments -------------------------------------------------------------------------------------
-
-def runs_on_cpu(layer: Layer) -> bool:
-    """True for layer types NNIE cannot run (nnie-facts.md §5)."""
-    return layer.type not in NNIE_TYPES
-
-
-def _segment_index(graph: Graph) -> dict[str, int]:
-    """Layer -> segment number: even numbers are NNIE segments, odd ones CPU segments.
-
-    A layer goes to the first segment of its device at or after the segments of its inputs, so
-    independent layers share segments. A cheap NNIE layer (no convolution) reading only CPU
-    results stays on the CPU, to avoid a round trip (e.g. SSD's Concat of PriorBox outputs).
-    """
-    seg_of_blob = {b: 0 for b in graph.inputs}
-    cpu_blobs: set[str] = set()
-    index: dict[str, int] = {}
-    for layer in graph.layers:
-        if layer.type == "Input":
-            seg_of_blob.update((t, 0) for t in layer.tops)
-            continue
-        cpu = runs_on_cpu(layer) or (
-            layer.type not in _COMPUTE_TYPES and bool(layer.bottoms)
-            and all(b in cpu_blobs for b in layer.bottoms))
-        base = max((seg_of_blob.get(b, 0) for b in layer.bottoms), default=0)
-        index[layer.name] = base + (base % 2 != int(cpu))
-        seg_of_blob.update((t, index[layer.name]) for t in layer.tops)
-        if cpu:
-            cpu_blobs.update(layer.tops)
-    return index
-
-
-def cpu_segments(graph: Graph) -> list[Segment]:
-    """The NNIE/CPU split implied by the layers NNIE cannot run, in execution order.
-
-    A net NNIE can run whole is one ``nnie`` segment. ``Input`` layers belong to no segment.
-    """
-    index = _segment_index(graph)
-    members: dict[int, list[Layer]] = {}
-    for layer in graph.layers:
-        if layer.name in index:
-            members.setdefault(index[layer.name], []).append(layer)
-    consumers = graph.consumers()
-    net_outputs = set(graph.outputs)
-    segments = []
-    for number in sorted(members):
-        layers = members[number]
-        names = {layer.name for layer in layers}
-        produced = {t for layer in layers for t in layer.tops}
-        inputs = dict.fromkeys(b for layer in layers for b in layer.bottoms if b not in produced)
-        outputs = [t for layer in layers for t in layer.tops if t in net_outputs or any(
-            c.name not in names for c in consumers.get(t, []))]
-        segments.append(Segment("cpu" if number % 2 else "nnie", tuple(x.name for x in layers),
-                                tuple(graph.caffe_name(b) for b in inputs),
-                                tuple(graph.caffe_name(b) for b in outputs)))
-    return segments
-
-
-def describe_segments(segments: list[Segment]) -> str:
-    """A short text such as ``nnie(33 layers) -> cpu(6 layers)``."""
-    return " -> ".join(f"{s.device}({len(s.layers)} layers)" for s in segments)
 
 
 def _layers_of(ctx: LintContext, *types: str) -> Iterator[Layer]:
