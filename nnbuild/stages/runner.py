@@ -78,15 +78,21 @@ class Pipeline:
             self._inputs[memo] = hook(recipe.data) if hook else {}
         return self._inputs[memo]
 
-    def key_doc(self, recipe: Recipe, stage: str) -> tuple[str, dict, dict] | None:
-        """``(key, document, labels)`` of a stage, or None while an upstream is not built."""
+    def key_doc(self, recipe: Recipe, stage: str, loose: bool = False):
+        """``(key, document, labels)`` of a stage, or None while an upstream is not built.
+
+        With ``loose``, an upstream that is not current contributes the outputs of its last
+        build (or nothing): the result is only good for explaining, never for caching.
+        """
         memo = (recipe.name, stage)
-        if memo in self._keys:
+        if memo in self._keys and not loose:
             return self._keys[memo]
         module = self.module(stage)
         upstream = {}
         for need in module.NEEDS:
             marker = self.current_marker(recipe, need)
+            if marker is None and loose:
+                marker = self.read_marker(recipe.name, need) or {"outputs": {}}
             if marker is None:
                 self._keys[memo] = None
                 return None
@@ -102,6 +108,8 @@ class Pipeline:
                "recipe": {path: keyable(get_dotted(recipe.data, path)) for path in module.READS},
                "inputs": inputs, "upstream": upstream,
                "tools": tools(recipe.data) if tools else {}}
+        if loose:
+            return sha256_json(doc), doc, labels
         self._keys[memo] = (sha256_json(doc), doc, labels)
         return self._keys[memo]
 
