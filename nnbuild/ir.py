@@ -124,7 +124,8 @@ class Graph:
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        raise GraphError(name, "no such layer", hint="check the layer name in the prototxt")
+        raise GraphError(f"layer {name!r}", "no such layer",
+                         hint="check the layer name in the prototxt")
 
     def __iter__(self) -> Iterator[Layer]:
         return iter(self.layers)
