@@ -7,21 +7,20 @@ relative to that root, so the package can be unpacked anywhere and the mapper ru
 How each key is chosen (all from nnie-facts.md §2 unless said otherwise):
 
 * ``RGB_order`` = the recipe's ``input.color``, i.e. the order the network was *trained* on. The
-  board/simulator input is BGR planar whatever RGB_order says (§3); RGB_order only tells the
-  mapper whether to swap to RGB before the first layer. nnbuild writes its .bgr files BGR always
+  board/simulator input is BGR planar whatever RGB_order says (§3); RGB_order only tells the mapper
+  whether to swap to RGB before the first layer. nnbuild writes its .bgr files BGR always
   (``preprocess.write_planar_bgr``) and reorders for its own simulator from the same
   ``input.color`` (``preprocess.to_tensor``), so the cfg, the calibration files and the simulator
-  cannot disagree — there is no second place where the order could be set (the SDK-script trap
-  of §3: a script that never swaps, hidden by a grey test picture).
+  cannot disagree — there is no second place where the order could be set (the SDK-script trap of
+  §3: a script that never swaps, hidden by a grey test picture).
 * ``norm_type`` / ``data_scale`` / ``mean_file`` from ``input.mean`` and ``input.scale``: no mean
   and scale 1 -> 0 (none); mean only -> 2 (channel mean); scale only -> 3; both -> 5 (channel mean,
   then x data_scale — the order ``preprocess.to_tensor`` uses, §3). ``mean_file`` is ``null`` when
   there is no mean (the key must still be present); ``data_scale`` is 1.0 when there is no scale
-  (not the guide's default 1/256), so a mapper that applied it anyway would change nothing.
-  The mean file holds one value per line in the
-  network's channel order (the order after RGB_order's swap) — an inference: the guide only says
-  "one float per channel". Every model in ../shared has equal channel means, so a real mapper has
-  not confirmed the order.
+  (not the guide's default 1/256), so a mapper that applied it anyway would change nothing. The
+  mean file holds one value per line in the network's channel order (the order after RGB_order's
+  swap) — an inference: the guide only says "one float per channel". Every model in ../shared has
+  equal channel means, so a real mapper has not confirmed the order.
 * ``compile_mode`` from ``quant.mode``: int8 0, int16 1, mixed 2 (layers named ``*_hp`` in 16-bit).
 * ``batch_num`` = the number of calibration pictures (``calibration.count``), clamped to 1..256:
   the value that uses every picture of ``image_list`` whichever way the mapper reads the key.
