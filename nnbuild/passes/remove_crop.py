@@ -12,7 +12,7 @@ from nnbuild.errors import PassError
 from nnbuild.ir import Graph
 from nnbuild.passes import PassContext, register_pass
 from nnbuild.passes.changes import Changes
-from nnbuild.passes.surgery import bypass
+from nnbuild.passes.surgery import bypass, prune_dead
 
 WHERE = "pass remove_crop"
 
@@ -64,10 +64,14 @@ def remove_crop(graph: Graph, ctx: PassContext) -> tuple[Graph, Changes]:
         raise _refuse(graph, problems)
     g = graph.copy()
     changes = Changes()
+    outputs = set(g.outputs)
     for layer in [la for la in g.layers if la.type == "Crop"]:
         reason = bypass(g, layer, changes, source=0)
         if reason:
             raise PassError(f"{WHERE}: layer {layer.name!r}", "cannot delete the Crop",
                             got=reason, hint="make the Crop's output feed a layer, e.g. by "
                                              "listing fewer outputs")
+    # a reference bottom read by nothing else is dead now (it only provided a shape)
+    prune_dead(g, outputs | {t for la in g.layers for t in la.tops if la.type == "Input"},
+               changes)
     return g, changes

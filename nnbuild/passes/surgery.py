@@ -85,3 +85,20 @@ def exclusive_consumer(graph: Graph, blob: str, consumers: dict[str, list[Layer]
     if len(readers) != 1 or blob in outputs:
         return None
     return readers[0]
+
+
+def prune_dead(graph: Graph, keep: set[str], changes: Changes) -> None:
+    """Remove layers (in place) whose tops nobody reads and that are not in ``keep``.
+
+    Deleting a Crop leaves its second (reference) bottom unread when nothing else used it; that
+    chain would otherwise turn into a new network output.
+    """
+    while True:
+        read = {b for layer in graph.layers for b in layer.bottoms}
+        dead = [la for la in graph.layers if la.tops and not any(t in read or t in keep
+                                                                 for t in la.tops)]
+        if not dead:
+            return
+        for layer in dead:
+            graph.layers.remove(layer)
+            changes.remove(layer.name)
