@@ -112,3 +112,13 @@ def test_unknown_shapes_give_no_counts():
     g = one('type: "MyCustom"', (1, 2, 4, 4))
     (s,) = graph_stats(g, infer_shapes(g, partial=True))
     assert (s.out_shapes, s.params, s.macs) == ((None,), 0, 0)
+
+
+def test_mobilefacenet_matches_the_published_madds():
+    """MobileFaceNet paper (Chen et al., 2018, Table 2): 221M MAdds at 112x112, an independent
+    total for the conventions here (BN/Scale/PReLU/Eltwise count 0)."""
+    from nnbuild.caffe.io import load
+
+    graph = load(MODELS / "mobilefacenet" / "mobilefacenet.prototxt").graph
+    _, macs = totals(graph_stats(graph, infer_shapes(graph)))
+    assert round(macs / 1e6) == 221
