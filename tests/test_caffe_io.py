@@ -188,3 +188,27 @@ def _tag(field, wire_type):
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+def test_edited_graph_writes_new_weights_and_new_layers(tmp_path):
+    from nnbuild.ir import Layer
+
+    proto, weights = paths("det1")
+    g = io.load(proto, weights).graph.copy()
+    conv1 = g.layer("conv1")
+    doubled = [np.asarray(b) * 2 for b in conv1.blobs]
+    conv1.blobs = doubled
+    # A pass-made layer with weights and no caffemodel message: written with a fresh BlobShape.
+    param = caffe_pb2.LayerParameter()
+    param.scale_param.bias_term = False
+    tail = g.outputs[0]
+    g.layers.append(Layer("extra_scale", "Scale", [tail], ["extra"], param,
+                          [np.full((4,), 0.5, np.float32)]))
+    io.save(g, tmp_path / "m.prototxt", tmp_path / "m.caffemodel")
+    again = io.load(tmp_path / "m.prototxt", tmp_path / "m.caffemodel")
+    assert again.missing_weights == [] and again.unused_weights == []
+    for got, want in zip(again.graph.layer("conv1").blobs, doubled):
+        np.testing.assert_array_equal(got, want)
+    written = {lp.name: lp for lp in io.read_caffemodel(tmp_path / "m.caffemodel").layer}
+    assert list(written["extra_scale"].blobs[0].shape.dim) == [4]
+    assert list(written["extra_scale"].bottom) == [tail]
