@@ -139,6 +139,8 @@ def load(prototxt: PathLike, caffemodel: PathLike | None = None) -> Loaded:
         header.CopyFrom(weights_net)
         header.ClearField("layer")
         meta["weights_header"] = header
+    for layer in layers:  # Caffe names are still in place here: errors quote the prototxt
+        check_weights(layer)
     graph = Graph.from_caffe(net.name, inputs, layers, input_style=style, net_param=net_param)
     graph.caffe_meta = meta
     graph.validate(str(prototxt))
@@ -191,7 +193,6 @@ def _attach_weights(layers: list[Layer], weights_net: Any, where: str) -> list[s
         # Value-less blob headers remember each blob's shape style for writing back.
         kept.blobs.extend(header_from_blob(b) for b in lp.blobs)
         layer.weights_param = kept
-        check_weights(layer)
     return [lp.name for lp in weights_net.layer
             if lp.name not in names and not _is_auto_split(lp)]
 
