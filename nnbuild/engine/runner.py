@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from nnbuild.engine import blas
+from nnbuild.engine.denormal import flushed
 from nnbuild.engine.registry import ADAPTERS, SOURCE_TYPES
 from nnbuild.errors import GraphError, ModelError, UnsupportedLayerError
 
@@ -36,7 +37,7 @@ def run_layer(layer, inputs: Sequence[np.ndarray], weights: Sequence[np.ndarray]
     if adapter is None:
         raise _unsupported(layer)
     param = layer.param if layer.param is not None else _default_param()
-    blobs = list(layer.blobs if weights is None else weights)
+    blobs = [flushed(b) for b in (layer.blobs if weights is None else weights)]
     where = f"layer {layer.name!r} ({layer.type})"
     try:
         outs = adapter(param, list(inputs), blobs, len(layer.tops))
