@@ -5,9 +5,10 @@ costs more than the float network itself. NNIE's rounding (nnie-facts.md §4) is
 function of ``|x|`` whose steps are a factor 2**(1/16) (8-bit) or 2**(1/128) (16-bit) apart. The
 top 16 (8-bit) or 17 (16-bit) bits of a float32 — sign, exponent and 7/8 mantissa bits — cut the
 number line into buckets narrower than one step (2**-7 < 2**(1/16) - 1 and 2**-8 < 2**(1/128) - 1),
-so each bucket holds at most one rounding threshold. Per bucket the table keeps the rounded value
-below and above that threshold and the threshold's exact bit pattern; all of it is computed *by*
-``nnbuild.nnie.quantize``, which stays the only specification of the arithmetic.
+so each bucket holds at most one rounding threshold. Per bucket the table keeps the code of the
+rounded value below that threshold (the value above it has the next code) and the threshold's bit
+pattern; all of it is computed *by* ``nnbuild.nnie.quantize``, the only specification of the
+arithmetic.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Table:
         step = np.flatnonzero(low != high)
         self.threshold[step] = self._search(low_bits[step], high_bits[step], high[step],
                                             max_abs, bits)
-        self.low, self.high = low, high
+        self.codes, self.values = self._code_table(low, high)
 
     @staticmethod
     def _quantize(pattern: np.ndarray, max_abs: float, bits: int) -> np.ndarray:
@@ -55,9 +56,24 @@ class Table:
             lo = np.where(is_above, lo, mid)
         return hi
 
+    @staticmethod
+    def _code_table(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Number the rounded values in bit-pattern order, so crossing a threshold is ``code + 1``.
+
+        Walking the buckets in pattern order (positives upwards, then negatives from -0 outwards)
+        the rounded value changes only at thresholds; each change starts a new code. Zero gets one
+        code per sign, which keeps the +1 rule without a special case.
+        """
+        walk = np.stack([low, high], axis=1).ravel()
+        change = np.concatenate([[True], walk[1:] != walk[:-1]])
+        code = (np.cumsum(change) - 1).astype(np.uint16)
+        return code[0::2].copy(), walk[change]
+
     def __call__(self, values: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(values, dtype=np.float32)
+        x = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
         pattern = x.view(np.uint32)
         index = pattern >> np.uint32(self.shift)
-        return np.where(pattern >= self.threshold[index], self.high[index], self.low[index])
-
+        above = pattern >= self.threshold.take(index)
+        code = self.codes.take(index)
+        np.add(code, above, out=code, casting="unsafe")
+        return self.values.take(code).reshape(np.shape(values))
