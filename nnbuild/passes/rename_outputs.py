@@ -4,7 +4,7 @@ The .wk keeps node names to 31 characters (``SVP_NNIE_NODE_NAME_LEN 32``); Retin
 ``face_rpn_cls_prob_reshape_stride{32,16,8}`` outputs all become ``face_rpn_cls_prob_reshape_strid``
 and can then only be told apart by order (nnie-facts.md §5). This pass renames each colliding
 output (and its producing layer when that bears the same name) to a short name that keeps the
-distinguishing tail: ``face_rpn_cls_prob_reshape_str32``.
+distinguishing tail: ``face_rpn_cls_prob_reshape_str32`` (and ``..._str8``).
 """
 
 from __future__ import annotations
@@ -31,12 +31,11 @@ def short_names(group: list[str], taken: set[str]) -> dict[str, str]:
     """New names (<= 31 chars) for names colliding after truncation: the common prefix is cut
     so that each name's distinguishing tail survives."""
     prefix = os.path.commonprefix(group)
+    tails = [name[len(prefix):][-(MAX_NAME - 1):] for name in group]
+    head = prefix[:MAX_NAME - max(len(t) for t in tails)]  # one head: names stay parallel
     out = {}
-    for name in group:
-        tail = name[len(prefix):]
-        if len(tail) >= MAX_NAME:
-            tail = tail[-(MAX_NAME - 1):]
-        new = unique_name(prefix[:MAX_NAME - len(tail)] + tail, taken, MAX_NAME)
+    for name, tail in zip(group, tails):
+        new = unique_name(head + tail, taken, MAX_NAME)
         taken.add(new)
         out[name] = new
     return out
