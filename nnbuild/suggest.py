@@ -144,8 +144,12 @@ class SimScorer:
     """``score(hp_layers)`` by simulation: mean cosine of the chosen outputs against float.
 
     The ``_hp`` layers are marked the way the build does it (name suffix, compile_mode 2,
-    nnie-facts.md §2), on a copy of the graph, and simulated with ``nnbuild.nnie.simulate``.
-    Float outputs are computed once. Layers already named ``*_hp`` stay 16-bit in every trial.
+    nnie-facts.md §2) on a copy of the graph and simulated with ``nnbuild.nnie.simulate``. Float
+    outputs are computed once. Layers already named ``*_hp`` stay 16-bit in every trial.
+
+    Speed: every blob produced before the first ``_hp`` layer of a trial is exactly what the base
+    (8-bit) run stored, so a trial only simulates the layers from that one on, fed with the base
+    run's stored blobs (kept per image: memory grows with the image count, use 2-4 images).
 
     Args:
         graph: the patched graph; ranges: its calibration (``Ranges``).
@@ -156,13 +160,30 @@ class SimScorer:
     def __init__(self, graph, ranges, feeds: Sequence[dict], outputs: Sequence[str] | None = None):
         from nnbuild.engine import run
         from nnbuild.nnie.quantpoints import HP_SUFFIX, WEIGHTED_TYPES
+        from nnbuild.nnie.simulate import simulate
 
         self.graph, self.ranges, self.feeds = graph, ranges, list(feeds)
         self.outputs = list(outputs or graph.outputs)
         self.reference = [run(graph, f) for f in self.feeds]
+        self.stored = [simulate(graph, ranges, "mixed", f, "all") for f in self.feeds]
+        self.position = {layer.name: i for i, layer in enumerate(graph.layers)}
         self.candidates = [layer.name for layer in graph.layers
                            if layer.type in WEIGHTED_TYPES and not layer.name.endswith(HP_SUFFIX)]
         self.suffix = HP_SUFFIX
+
+    def _trial_graph(self, hp: set[str]):
+        """The graph from the first ``hp`` layer on, ``hp`` layers renamed ``*_hp``."""
+        from nnbuild.ir import Graph
+
+        start = min(self.position[name] for name in hp)
+        layers = [layer.copy() for layer in self.graph.layers[start:]]
+        for layer in layers:
+            if layer.name in hp:
+                layer.name += self.suffix
+        produced = {t for layer in layers for t in layer.tops}
+        needed = [b for layer in layers for b in layer.bottoms if b not in produced]
+        inputs = {b: tuple(self.stored[0][b].shape) for b in dict.fromkeys(needed)}
+        return Graph(self.graph.name, inputs, layers, "legacy", dict(self.graph.origin))
 
     def cosines(self, hp: Iterable[str], mode: str = "mixed") -> dict[str, float]:
         """Output blob -> mean cosine over the images with ``hp`` in 16-bit."""
@@ -171,17 +192,19 @@ class SimScorer:
         from nnbuild.check import compare
         from nnbuild.nnie.simulate import prepare, simulate
 
-        graph = self.graph.copy()
         hp = set(hp)
-        for layer in graph.layers:
-            if layer.name in hp:
-                layer.name += self.suffix
+        graph = self._trial_graph(hp) if hp and mode == "mixed" else self.graph
         plan = prepare(graph, self.ranges, mode)
         per = {name: [] for name in self.outputs}
-        for feeds, ref in zip(self.feeds, self.reference):
-            out = simulate(graph, self.ranges, mode, feeds, plan=plan)
+        for feeds, ref, stored in zip(self.feeds, self.reference, self.stored):
+            if graph is self.graph:
+                out = simulate(graph, self.ranges, mode, feeds, plan=plan)
+            else:
+                out = simulate(graph, self.ranges, mode, {b: stored[b] for b in graph.inputs},
+                               plan=plan)
             for name in self.outputs:
-                per[name].append(compare(ref[name], out[name])["cosine"])
+                got = out[name] if name in out else stored[name]
+                per[name].append(compare(ref[name], got)["cosine"])
         return {name: float(np.mean(v)) for name, v in per.items()}
 
     def score(self, hp: frozenset) -> float:
