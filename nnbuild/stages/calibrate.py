@@ -15,68 +15,21 @@ Importable without numpy: heavy modules are imported inside ``run``.
 from __future__ import annotations
 
 import pathlib
-from typing import Any
 
 NAME = "calibrate"
 NEEDS = ("patch",)
 READS = ("input", "calibration")
 CODE = ("nnbuild.stages.calibrate", "nnbuild.nnie.calibrate", "nnbuild.nnie.quantpoints",
-        "nnbuild.preprocess", "nnbuild.engine", "nnbuild.caffe", "nnbuild.ir")
+        "nnbuild.preprocess", "nnbuild.engine", "nnbuild.caffe", "nnbuild.ir", "nnbuild.fetch")
 GROUP = "calibration"
 
 
 def external_inputs(recipe: dict) -> dict[str, list]:
     """The calibration pictures: ``{"calibration": [ref, ...]}`` from ``calibration.images/count``."""
+    from nnbuild.fetch import image_refs
+
     spec = recipe.get("calibration") or {}
     return {GROUP: image_refs(spec.get("images"), spec.get("count"), "calibration.images")}
-
-
-def image_refs(images: Any, count: int | None, where: str) -> list:
-    """Expand an IMAGES spec (list of refs, or ``{manifest, skip}``) to its first ``count`` refs.
-
-    Manifest lines are ``url sha256`` or ../shared's ``file sha256 url`` TSV; ``#`` lines and blank
-    lines are ignored. A TSV line whose file exists next to the manifest becomes a ``{path, sha256}``
-    ref, anything else a ``{url, sha256}`` ref (docs/design.md "Recipe").
-    """
-    from nnbuild.errors import RecipeError
-
-    if isinstance(images, dict) and "manifest" in images:
-        refs = _manifest_refs(pathlib.Path(images["manifest"]), where)[int(images.get("skip", 0)):]
-    elif isinstance(images, list):
-        refs = list(images)
-    else:
-        raise RecipeError(where, "no pictures given", expected="a list of refs or {manifest: FILE}",
-                          got=repr(images), hint="see docs/design.md 'Recipe'")
-    refs = refs[:count] if count else refs
-    if not refs:
-        raise RecipeError(where, "selects no pictures", expected="at least 1", got=0,
-                          hint="check count/skip against the manifest length")
-    return refs
-
-
-def _manifest_refs(manifest: pathlib.Path, where: str) -> list[dict]:
-    from nnbuild.errors import RecipeError
-
-    try:
-        lines = manifest.read_text(encoding="utf-8").splitlines()
-    except OSError as err:
-        raise RecipeError(f"{where}.manifest", "cannot read the manifest", got=str(manifest),
-                          hint=err.strerror or "check the path") from err
-    refs = []
-    for number, line in enumerate(lines, 1):
-        fields = line.split()
-        if not fields or fields[0].startswith("#"):
-            continue
-        if len(fields) == 2 and len(fields[1]) == 64:
-            refs.append({"url": fields[0], "sha256": fields[1]})
-        elif len(fields) == 3 and len(fields[1]) == 64:
-            local = manifest.parent / fields[0]
-            refs.append({"path": str(local), "sha256": fields[1]} if local.is_file()
-                        else {"url": fields[2], "sha256": fields[1]})
-        else:
-            raise RecipeError(f"{manifest}:{number}", "unreadable manifest line",
-                              expected="'url sha256' or 'file sha256 url'", got=line.strip())
-    return refs
 
 
 def run(ctx) -> None:

@@ -15,7 +15,6 @@ Importable without numpy: heavy modules are imported inside the functions that n
 
 from __future__ import annotations
 
-import os
 import pathlib
 
 NAME = "map"
@@ -30,9 +29,14 @@ MAPPER_INPUTS = {"patch": ("model.prototxt", "model.caffemodel"),
                  "calibrate": ("image_list.txt", "images")}
 
 
-def mapper_path(recipe: dict) -> str | None:
-    """The configured nnie_mapper executable: recipe ``mapper.path``, else ``$NNIE_MAPPER``."""
-    return (recipe.get("mapper") or {}).get("path") or os.environ.get("NNIE_MAPPER") or None
+def mapper_path(recipe: dict):
+    """The configured nnie_mapper (recipe ``mapper.path``, else ``$NNIE_MAPPER``) or None.
+
+    Checked against the target chip's mapper version by ``nnbuild.nnie.mapper``.
+    """
+    from nnbuild.nnie.mapper import mapper_for_recipe
+
+    return mapper_for_recipe(recipe)
 
 
 def tool_versions(recipe: dict) -> dict[str, str]:
@@ -67,7 +71,8 @@ def _write_cfg(ctx) -> str:
     """nnie_mapper.cfg (+ mean.txt) for the recipe; returns the cfg file name."""
     from nnbuild.nnie.cfg import make_cfg
 
-    files = make_cfg(ctx.recipe, instruction_name=_wk_stem(ctx))
+    count = len((ctx.upstream("calibrate") / "image_list.txt").read_text().split())
+    files = make_cfg(ctx.recipe, instruction_name=_wk_stem(ctx), image_count=count)
     for name, text in files.items():
         (ctx.out / name).write_text(text, encoding="utf-8")
     return "nnie_mapper.cfg"
@@ -108,7 +113,7 @@ def _run_mapper(ctx, path: str, cfg_name: str) -> None:
     """Run the real mapper in ``ctx.scratch`` and add ``<name>.wk`` and ``mapper.log``."""
     import shutil
 
-    from nnbuild.nnie.mapper import run_mapper
+    from nnbuild.nnie.mapper import bgr_list_to_png, run_mapper
 
     work = pathlib.Path(ctx.scratch) / "mapper"
     if work.exists():
@@ -122,6 +127,8 @@ def _run_mapper(ctx, path: str, cfg_name: str) -> None:
     for produced in ctx.out.iterdir():
         if produced.suffix in (".cfg", ".txt"):
             shutil.copy2(produced, work / produced.name)
+    # the real mapper reads pictures with OpenCV, which cannot decode planar .bgr (mapper.py)
+    bgr_list_to_png(work / "image_list.txt", (ctx.recipe.get("input") or {})["shape"])
     result = run_mapper(path, work / cfg_name, cwd=work, wk_name=_wk_stem(ctx))
     shutil.copy2(result.wk, ctx.out / f"{_wk_stem(ctx)}.wk")
     shutil.copy2(result.log, ctx.out / "mapper.log")
