@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from doit.cmd_base import TaskLoader2
-from doit.cmd_run import Run
+from doit.cmd_run import Run, opt_num_process
 from doit.exceptions import TaskError, TaskFailed
 from doit.loader import generate_tasks
 
@@ -114,6 +114,10 @@ def _fail(err: NNBuildError):
 
 class RecipeLoader(TaskLoader2):
     """Task loader: one task per (stage, recipe); only the named recipes when names are given."""
+
+    # doit parses loader options before the command name: this makes `doit -n 2 build a b`
+    # mean the same as `doit build -n 2 a b` (same option name, so the parsers merge it).
+    cmd_options = (opt_num_process,)
 
     def setup(self, opt_values):
         self.root = recipes.project_root()

@@ -81,8 +81,8 @@ class Pipeline:
     def key_doc(self, recipe: Recipe, stage: str, loose: bool = False):
         """``(key, document, labels)`` of a stage, or None while an upstream is not built.
 
-        With ``loose``, an upstream that is not current contributes the outputs of its last
-        build (or nothing): the result is only good for explaining, never for caching.
+        With ``loose``, an upstream that is not current contributes ``"pending"``: the result
+        is only good for explaining, never for caching.
         """
         memo = (recipe.name, stage)
         if memo in self._keys and not loose:
@@ -92,7 +92,8 @@ class Pipeline:
         for need in module.NEEDS:
             marker = self.current_marker(recipe, need)
             if marker is None and loose:
-                marker = self.read_marker(recipe.name, need) or {"outputs": {}}
+                upstream[need] = "pending"  # it runs first: its outputs are not known yet
+                continue
             if marker is None:
                 self._keys[memo] = None
                 return None
