@@ -1,4 +1,4 @@
-"""Image preprocessing: decode, resize, channel order, mean/scale -> NCHW float32; planar .bgr files.
+"""Image preprocessing: decode, resize, colour order, mean/scale -> NCHW float32; planar .bgr.
 
 Two consumers share this module and must see the same pixels:
 
@@ -88,9 +88,11 @@ def _decode(path: str | os.PathLike) -> "Image.Image":
             img = ImageOps.exif_transpose(img)
             return img.convert("RGB")
     except FileNotFoundError:
-        raise FetchError(str(path), "image file not found", hint="check the recipe's image list") from None
+        raise FetchError(str(path), "image file not found",
+                         hint="check the recipe's image list") from None
     except (UnidentifiedImageError, OSError) as err:
-        raise FetchError(str(path), f"cannot decode image ({err})", expected="a JPEG/PNG/BMP picture",
+        raise FetchError(str(path), f"cannot decode image ({err})",
+                         expected="a JPEG/PNG/BMP picture",
                          got=pathlib.Path(path).suffix or "no extension",
                          hint="remove the file or convert it") from None
 
@@ -126,7 +128,8 @@ def load_uint8(path: str | os.PathLike, shape: Sequence[int], *, resize: str = "
     fill = _pad_rgb(pad_value)
     new_w, new_h = _letterbox_size(img.size, height, width)
     canvas = Image.new("RGB", (width, height), fill)
-    canvas.paste(img.resize((new_w, new_h), Image.BILINEAR), ((width - new_w) // 2, (height - new_h) // 2))
+    offset = ((width - new_w) // 2, (height - new_h) // 2)  # centred, as letterbox_geometry says
+    canvas.paste(img.resize((new_w, new_h), Image.BILINEAR), offset)
     return np.asarray(canvas, dtype=np.uint8).copy()
 
 
@@ -214,7 +217,7 @@ def write_planar_bgr(rgb_uint8: np.ndarray, path: str | os.PathLike) -> pathlib.
 
 
 def read_planar_bgr(path: str | os.PathLike, shape: Sequence[int]) -> np.ndarray:
-    """Read a planar BGR file back into an H x W x 3 RGB uint8 array (inverse of ``write_planar_bgr``)."""
+    """Read a planar BGR file back as an H x W x 3 RGB uint8 array (``write_planar_bgr`` inverse)."""
     height, width = _hw(shape)
     data = np.fromfile(path, dtype=np.uint8)
     if data.size != 3 * height * width:
