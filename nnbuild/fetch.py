@@ -60,7 +60,10 @@ def fetch(ref: dict, cache: Cache, where: str = "input") -> Path:
     """
     want = ref.get("sha256")
     if want and cache.cas_path(want).is_file():
-        return cache.cas_path(want)
+        # Stat-cached check: a store file edited behind our back is re-fetched, not trusted.
+        if cache.stats.sha256(cache.cas_path(want)) == want:
+            return cache.cas_path(want)
+        cache.verify_blob(want)  # reports and removes it
     tried: list[str] = []
     path = ref.get("path")
     if path and os.path.isfile(path):
@@ -181,11 +184,15 @@ def _download(url: str, want: str, cache: Cache, tried: list[str], where: str) -
 
 
 def _download_once(url: str, tmp: Path, request_mod) -> str:
-    digest = hashlib.sha256()
+    digest, size = hashlib.sha256(), 0
     with request_mod.urlopen(url, timeout=TIMEOUT) as resp, open(tmp, "wb") as out:
+        declared = resp.headers.get("Content-Length")
         while chunk := resp.read(CHUNK):
             digest.update(chunk)
+            size += len(chunk)
             out.write(chunk)
+    if declared is not None and declared.isdigit() and int(declared) != size:
+        raise OSError(f"connection closed after {size} of {declared} bytes")  # retried
     return digest.hexdigest()
 
 
