@@ -182,6 +182,14 @@ class Pipeline:
         if self.is_current(recipe, stage):
             return "current"
         found = self.key_doc(recipe, stage)
+        for _attempt in range(20):
+            if found is not None:
+                break
+            # A concurrent build of the same recipe may be swapping an upstream's outputs into
+            # place right now: give it a moment before declaring the upstream missing.
+            time.sleep(0.25)
+            self.forget(recipe)
+            found = self.key_doc(recipe, stage)
         if found is None:
             missing = [n for n in self.module(stage).NEEDS if not self.is_current(recipe, n)]
             raise errors.CacheError(f"{stage}:{recipe.name}", "upstream stages are not built",
@@ -261,6 +269,11 @@ class Pipeline:
         """Swap ``staging`` into ``out/<recipe>/<stage>`` and write the marker last."""
         target = self.cache.out_dir(recipe.name, stage)
         target.parent.mkdir(parents=True, exist_ok=True)
+        marker = self.read_marker(recipe.name, stage)
+        if marker and marker["key"] == entry["key"] and self.outputs_intact(recipe.name, stage,
+                                                                            marker):
+            remove_tree(staging.parent if staging.name == "out" else staging)
+            return  # a concurrent build already published the same result
         if target.exists():
             trash = self.cache.tmp_path("old-")
             os.replace(target, trash)
