@@ -1,0 +1,76 @@
+"""No-op build speed: second `doit build RECIPE` vs `python -c "import doit, yaml"`, 50-recipe
+`doit list` / no-op `doit build`, and restoring a reverted recipe change (medians).
+
+Usage: python benchmarks/noop_build.py [--recipe retinaface-640] [--runs 7]
+Run from the project root; sources come through NNBUILD_MIRROR (default ../shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+
+def timed(cmd, cwd, env, runs):
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default="retinaface-640")
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    env = dict(os.environ)
+    env.setdefault("NNBUILD_MIRROR", os.pathsep.join([str(SHARED / "models"), str(SHARED / "images")]))
+    py = sys.executable
+    subprocess.run([py, "-m", "doit", "build", args.recipe], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    base = timed([py, "-c", "import doit, yaml"], ROOT, env, args.runs)
+    noop = timed([py, "-m", "doit", "build", args.recipe], ROOT, env, args.runs)
+    print(f"python -c 'import doit, yaml': {base * 1000:.0f} ms (median of {args.runs})")
+    print(f"no-op doit build {args.recipe}: {noop * 1000:.0f} ms = {noop / base:.2f}x (target <= 2x)")
+    with tempfile.TemporaryDirectory() as tmp:
+        proj = pathlib.Path(tmp)
+        text = (ROOT / "pyproject.toml").read_text()
+        (proj / "pyproject.toml").write_text(text[text.index("[tool.doit]"):])
+        shutil.copytree(ROOT / "recipes", proj / "recipes")
+        source = (ROOT / "recipes" / f"{args.recipe}.yaml").read_text()
+        for index in range(50 - len(list((proj / "recipes").glob("*.yaml")))):
+            (proj / "recipes" / f"bench-{index:02d}.yaml").write_text(
+                source + f"\ncalibration: {{count: {1 + index % 16}}}\n")
+        env50 = dict(env)
+        subprocess.run([py, "-m", "doit", "build"], cwd=proj, env=env50, check=True,
+                       capture_output=True)
+        listing = timed([py, "-m", "doit", "list"], proj, env50, args.runs)
+        noop50 = timed([py, "-m", "doit", "build"], proj, env50, args.runs)
+        print(f"50 recipes: doit list {listing * 1000:.0f} ms, no-op doit build "
+              f"{noop50 * 1000:.0f} ms (target < 1000 ms)")
+        recipe = proj / "recipes" / f"{args.recipe}.yaml"
+        recipe.write_text(source + "\ncalibration: {count: 5}\n")
+        subprocess.run([py, "-m", "doit", "build", args.recipe], cwd=proj, env=env50, check=True,
+                       capture_output=True)
+        recipe.write_text(source)
+        start = time.perf_counter()
+        subprocess.run([py, "-m", "doit", "build", args.recipe], cwd=proj, env=env50, check=True,
+                       capture_output=True)
+        print(f"revert restore: {(time.perf_counter() - start) * 1000:.0f} ms (target < 2000 ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
