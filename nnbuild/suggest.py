@@ -78,7 +78,7 @@ def parse_budget(text: str | int, n_candidates: int) -> int:
 
 
 def search(score: Callable[[frozenset], float], candidates: Sequence[str], budget: int, *,
-           full: float, width: int = 8, tolerance: float = 0.01,
+           full: float, width: int = 4, tolerance: float = 0.01,
            progress: Callable[[Iterable], Iterable] = iter) -> Suggestion:
     """Greedy search for the smallest ``_hp`` set (see module docstring).
 

@@ -73,3 +73,61 @@ def test_recipe_diff_appends_or_replaces_quant_block():
     diff2 = suggest.recipe_diff("r.yaml", text2, ["x"])
     assert "-  mode: int8\n" in diff2 and "+  mode: mixed\n" in diff2 and "+    - x\n" in diff2
     assert "-check" not in diff2
+
+
+# -- done-when: RetinaFace int8, budget 15% of the weighted layers --------------------------------
+
+@pytest.fixture(scope="module")
+def retinaface_int8():
+    """Patched RetinaFace 640 and its calibration on 16 photos (the recipe's split)."""
+    import warnings
+
+    from conftest import IMAGES, MODELS
+    from nnbuild import preprocess
+    from nnbuild.caffe import io
+    from nnbuild.nnie.calibrate import calibrate
+    from nnbuild.passes import PassContext, run_passes
+
+    folder = MODELS / "retinaface-mnet25"
+    graph = io.load(folder / "mnet.prototxt", folder / "mnet.caffemodel").graph
+    graph, _ = run_passes(graph, ["set_input_shape", "remove_crop", "reshape_batch_zero",
+                                  "fold_batchnorm"],
+                          context=PassContext(input_shape=(1, 3, 640, 640)))
+    photos = sorted((IMAGES / "photos").glob("*.jpg"))
+
+    def load(path):
+        return {"data": preprocess.load_tensor(path, (640, 640), color="RGB", resize="letterbox")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ranges = calibrate(graph, (load(p) for p in photos[:16]))
+    return graph, ranges, [load(p) for p in photos[16:]]
+
+
+def _way(scorer, layers, outputs):
+    """Fraction of the int8 -> int16 gap of the mean bbox/landmark cosine that ``layers`` close."""
+    def mean(c):
+        return sum(c[o] for o in outputs) / len(outputs)
+    c8, c16, got = scorer.cosines(()), scorer.cosines((), "int16"), scorer.cosines(layers)
+    return mean(c8), mean(got), mean(c16), (mean(got) - mean(c8)) / (mean(c16) - mean(c8))
+
+
+@pytest.mark.slow
+def test_suggest_hp_retinaface_int8_budget_15_percent(retinaface_int8):
+    graph, ranges, check_feeds = retinaface_int8
+    scorer = suggest.SimScorer(graph, ranges, check_feeds[:2])
+    budget = suggest.parse_budget("15%", len(scorer.candidates))
+    assert (len(scorer.candidates), budget) == (58, 8)  # 56 conv + 2 upsampling deconv
+    result = suggest.search(scorer.score, scorer.candidates, budget, full=scorer.full())
+    assert 1 <= len(result.layers) <= 8
+    heads = [o for o in scorer.outputs if "bbox" in o or "landmark" in o]
+    assert len(heads) == 6
+    c8, got, c16, way = _way(scorer, result.layers, heads)
+    print(f"\nsuggest-hp retinaface int8, {len(result.layers)} layers {result.layers}: "
+          f"bbox/landmark cosine int8 {c8:.4f} -> {got:.4f} (int16 {c16:.4f}), {way:.3f} of the "
+          f"way; {result.evaluations} simulations")
+    assert way >= 0.75
+    held = suggest.SimScorer(graph, ranges, check_feeds[2:])
+    h8, hgot, h16, hway = _way(held, result.layers, heads)
+    print(f"held-out {len(check_feeds) - 2} images: {h8:.4f} -> {hgot:.4f} (int16 {h16:.4f}), "
+          f"{hway:.3f} of the way")
+    assert hway >= 0.75

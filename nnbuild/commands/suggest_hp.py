@@ -24,8 +24,8 @@ def register(subparsers) -> None:
                              "layers (15%%, the default)")
     parser.add_argument("--images", type=int, default=2,
                         help="check images to simulate (default 2)")
-    parser.add_argument("--width", type=int, default=8,
-                        help="candidates tried per greedy step (default 8)")
+    parser.add_argument("--width", type=int, default=4,
+                        help="candidates tried per greedy step (default 4)")
     parser.add_argument("-o", "--output", help="also write the diff to this file")
     parser.set_defaults(func=main)
 
