@@ -8,11 +8,28 @@ from nnbuild.engine.registry import register
 from nnbuild.errors import ModelError
 
 
+def _leaky(x: np.ndarray, slope) -> np.ndarray:
+    """``x if x > 0 else slope * x`` with a scalar or broadcast ``slope``.
+
+    For slopes in [0, 1] this equals ``max(x, slope * x)``: two passes over the blob instead of
+    four (the common case: PReLU slopes are learned fractions).
+    """
+    if np.all((slope >= 0) & (slope <= 1)):
+        out = np.multiply(x, slope, dtype=np.float32)
+        return np.maximum(out, x, out=out)
+    # Caffe's own formula; np.where with a broadcast slope is ~5x slower than these 4 passes.
+    neg = np.minimum(x, np.float32(0))
+    neg *= slope
+    out = np.maximum(x, np.float32(0))
+    out += neg
+    return out
+
+
 def relu(x: np.ndarray, *, negative_slope: float = 0.0) -> np.ndarray:
     """Caffe ReLU: ``max(x, 0) + negative_slope * min(x, 0)``."""
     if negative_slope == 0.0:
         return np.maximum(x, np.float32(0))
-    return np.where(x > 0, x, x * np.float32(negative_slope))
+    return _leaky(x, np.float32(negative_slope))
 
 
 def prelu(x: np.ndarray, slope: np.ndarray, *, channel_shared: bool = False) -> np.ndarray:
@@ -23,7 +40,7 @@ def prelu(x: np.ndarray, slope: np.ndarray, *, channel_shared: bool = False) -> 
         shape = [1] * x.ndim
         shape[1] = x.shape[1]
         s = slope.reshape(shape)
-    return np.where(x > 0, x, x * s)
+    return _leaky(x, s)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -34,10 +34,12 @@ def test_relu_and_leaky():
     np.testing.assert_allclose(got, np.where(x > 0, x, 0.1 * x), rtol=1e-6)
 
 
-@pytest.mark.parametrize("shared", [False, True])
-def test_prelu(shared):
+@pytest.mark.parametrize("shared,slopes", [(False, [0.25, -0.5, 1.5]), (True, [0.3]),
+                                           (False, [0.0, 0.5, 1.0]), (True, [-2.0])])
+def test_prelu(shared, slopes):
+    # slopes inside [0, 1] take the max(x, s*x) fast path, the others Caffe's formula.
     x = rand(2, 3, 4, 5)
-    slope = rand(1) if shared else rand(3)
+    slope = np.array(slopes, np.float32)
     got = run1("PReLU", f"prelu_param {{ channel_shared: {str(shared).lower()} }}", [x], [slope])
     s = slope[0] if shared else slope[None, :, None, None]
     np.testing.assert_allclose(got, np.maximum(x, 0) + s * np.minimum(x, 0), rtol=1e-6)
