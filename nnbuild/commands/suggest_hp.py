@@ -9,6 +9,7 @@ or ``git apply`` applies.
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import sys
 
@@ -51,7 +52,7 @@ def check_feeds(recipe, graph, count: int) -> list[dict]:
     from nnbuild.stages import calibrate, check
 
     refs = check.external_inputs(recipe.data)[check.GROUP][:max(1, count)]
-    cache = Cache(project_root() / "cache")
+    cache = Cache(os.environ.get("NNBUILD_CACHE") or project_root() / "cache")
     name, shape, norm, sizing = calibrate._input_spec(recipe.data.get("input") or {}, graph)
     return [{name: preprocess.load_tensor(fetch(ref, cache, "check.images"), shape,
                                           **norm, **sizing)} for ref in refs]
