@@ -128,3 +128,14 @@ def test_ssd_detector_agrees_with_ultraface_on_a_real_photo():
     agree = float((iou.max(axis=1) >= 0.4).mean())
     print(f"yufacedetect faces: {len(rows)}, UltraFace faces: {len(ultra)}, agree: {agree:.2f}")
     assert agree >= 0.7
+
+
+def test_fused_run_matches_layer_by_layer_run(mnet, mobilefacenet):
+    """Outputs of the fast path (BatchNorm+Scale fused) vs keep="all" (every layer on its own)."""
+    for graph in (mnet, mobilefacenet):
+        [(name, shape)] = graph.inputs.items()
+        x = np.random.default_rng(3).uniform(0, 255, shape).astype(np.float32)
+        fast, every = run(graph, {name: x}), run(graph, {name: x}, keep="all")
+        for blob, arr in fast.items():
+            scale = float(np.abs(every[blob]).max())
+            assert float(np.abs(arr - every[blob]).max()) <= 1e-4 * scale, blob

@@ -147,3 +147,42 @@ def test_float64_feeds_run_in_float32():
     g, _ = small_net()
     out = run(g, {"data": np.ones((1, 3, 6, 6))}, keep="all")
     assert {a.dtype for a in out.values()} == {np.dtype(np.float32)}
+
+
+def bn_net():
+    """data -> conv -> BatchNorm -> Scale(bias) -> ReLU, all in place after the conv."""
+    w = RNG.standard_normal((3, 2, 1, 1))
+    mean, var = RNG.standard_normal(3), RNG.uniform(0.5, 2, 3)
+    s, b = RNG.standard_normal(3), RNG.standard_normal(3)
+    layers = [lay("conv", "Convolution", ["data"], ["c"], "convolution_param { num_output: 3 "
+                  "kernel_size: 1 bias_term: false }", [w]),
+              lay("bn", "BatchNorm", ["c"], ["c"], "", [mean * 2, var * 2, [2.0]]),
+              lay("sc", "Scale", ["c"], ["c"], "scale_param { bias_term: true }", [s, b]),
+              lay("relu", "ReLU", ["c"], ["c"])]
+    graph = Graph.from_caffe("bn", {"data": (1, 2, 4, 4)}, layers)
+
+    def ref(x):
+        c = np.einsum("oc,nchw->nohw", w[:, :, 0, 0], x.astype(np.float64))
+        c = (c - mean[None, :, None, None]) / np.sqrt(var[None, :, None, None] + 1e-5)
+        return np.maximum(c * s[None, :, None, None] + b[None, :, None, None], 0)
+    return graph, ref
+
+
+def test_fused_batchnorm_scale_matches_formula_and_unfused_run():
+    graph, ref = bn_net()
+    x = RNG.standard_normal((1, 2, 4, 4)).astype(np.float32)
+    x_before = x.copy()
+    fused = run(graph, {"data": x})["c@3"]
+    unfused = run(graph, {"data": x}, keep="all")
+    np.testing.assert_allclose(fused, ref(x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fused, unfused["c@3"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(x, x_before)  # the caller's feed is never written
+
+
+def test_fusion_never_overwrites_a_kept_blob():
+    graph, _ = bn_net()
+    x = RNG.standard_normal((1, 2, 4, 4)).astype(np.float32)
+    every = run(graph, {"data": x}, keep="all")
+    kept = run(graph, {"data": x}, keep=["c"])
+    np.testing.assert_array_equal(kept["c"], every["c"])
+    np.testing.assert_allclose(kept["c@3"], every["c@3"], rtol=1e-5, atol=1e-6)
