@@ -129,6 +129,30 @@ def check_image(job: Job) -> dict:
             "task": _jsonable(task), "histograms": hist}
 
 
+def check_image_safe(job: Job) -> dict:
+    """``check_image`` for a worker process: a user error comes back as data, because
+    NNBuildError's keyword-only constructor does not survive pickling (the stage re-raises it)."""
+    from nnbuild.errors import NNBuildError
+
+    try:
+        return check_image(job)
+    except NNBuildError as err:
+        return {"error": {"class": type(err).__name__, "where": err.where, "what": err.what,
+                          "expected": _jsonable(err.expected), "got": _jsonable(err.got),
+                          "hint": err.hint}}
+
+
+def raise_error(result: dict) -> None:
+    """Re-raise an error ``check_image_safe`` returned (no-op for a normal result)."""
+    from nnbuild import errors
+
+    found = result.get("error")
+    if found:
+        cls = getattr(errors, found["class"], errors.NNBuildError)
+        raise cls(found["where"], found["what"], expected=found["expected"], got=found["got"],
+                  hint=found["hint"])
+
+
 def _jsonable(value):
     """numpy scalars/arrays inside a task result -> plain Python (the result is cached as JSON)."""
     if isinstance(value, dict):

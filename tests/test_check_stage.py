@@ -38,6 +38,7 @@ def upstream(tmp_path_factory):
     for name in ("patch", "calibrate", "map"):
         (root / name).mkdir()
     io.save(graph, root / "patch" / "model.prototxt", root / "patch" / "model.caffemodel")
+    graph = io.load(root / "patch" / "model.prototxt", root / "patch" / "model.caffemodel").graph
     photos = sorted((IMAGES / "photos").glob("*.jpg"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -134,3 +135,68 @@ def test_gate_failure_explains_itself(upstream, tmp_path):
     text = report["explanation"]
     assert "min_output_cosine on boxes" in text and ", ".join(report["suggested_hp"]) in text
     assert "max_box_px" in text and str(ctx.failure).startswith("check uf-test: min_output_cosine")
+
+
+def test_retinaface_task_with_wider_ground_truth(tmp_path):
+    """RetinaFace at 416 on two WIDER val photos: task metrics and ground-truth recall agree with
+    the decoder run directly on the float and quantized outputs."""
+    from nnbuild.caffe import io
+    from nnbuild.engine import run
+    from nnbuild.nnie.calibrate import calibrate
+    from nnbuild.nnie.simulate import simulate
+    from nnbuild.passes import PassContext, run_passes
+    from nnbuild.stages import check as stage
+    from nnbuild.stages.context import StageContext
+    from nnbuild import preprocess
+    from nnbuild.tasks import retinaface
+
+    folder = MODELS / "retinaface-mnet25"
+    graph = io.load(folder / "mnet.prototxt", folder / "mnet.caffemodel").graph
+    graph, _ = run_passes(graph, ["set_input_shape", "remove_crop", "reshape_batch_zero",
+                                  "fold_batchnorm"],
+                          context=PassContext(input_shape=(1, 3, 416, 416)))
+    for name in ("patch", "calibrate", "map", "out", "scratch"):
+        (tmp_path / name).mkdir()
+    io.save(graph, tmp_path / "patch" / "model.prototxt", tmp_path / "patch" / "model.caffemodel")
+    # As the calibrate stage does: the saved model (its in-place blobs) is what gets calibrated.
+    graph = io.load(tmp_path / "patch" / "model.prototxt", tmp_path / "patch" / "model.caffemodel"
+                    ).graph
+    wider = IMAGES / "widerface-val416"
+    truth = retinaface.read_wider_gt(wider / "gt.txt")
+    # Photos whose faces are large enough for mnet at 416 (crowd photos have 10 px faces).
+    names = [n for n in (wider / "list.txt").read_text().split()
+             if len(truth[n]) and retinaface.gt_boxes(truth[n], min_size=60).shape[0] >= 1]
+    photos = [wider / "images" / n for n in names[:6]]
+
+    def feeds(path):
+        return {"data": preprocess.load_tensor(path, (416, 416), color="RGB")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ranges = calibrate(graph, (feeds(p) for p in photos[2:6]))
+    ranges.save(tmp_path / "calibrate" / "ranges.json")
+    recipe = {"input": {"name": "data", "shape": [1, 3, 416, 416], "color": "RGB",
+                        "resize": "stretch"},
+              "quant": {"mode": "int8"}, "target": {"chip": "hi3516dv300"},
+              "check": {"task": "retinaface", "min_output_cosine": 0.5, "min_layer_cosine": 0.5,
+                        "task_args": {"ground_truth": str(wider / "gt.txt")}}}
+    groups = {"check": photos[:2], "ground_truth": [wider / "gt.txt"]}
+    ctx = StageContext(name="rf", stage="check", recipe=recipe, out=tmp_path / "out",
+                       scratch=tmp_path / "scratch",
+                       upstream_dirs={s: tmp_path / s for s in ("patch", "calibrate", "map")},
+                       fetch_group=lambda g: groups[g], upstream_keys={}, log=lambda m: None)
+    stage.run(ctx)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    metrics = report["task"]["metrics"]
+    found_f = found_q = total = n_float = 0
+    for path in photos[:2]:
+        gt = retinaface.gt_boxes(truth[path.name])
+        f = retinaface.decode(run(graph, feeds(path)), (416, 416))
+        q = retinaface.decode(simulate(graph, ranges, "int8", feeds(path)), (416, 416))
+        found_f += retinaface.found_faces(gt, f)
+        found_q += retinaface.found_faces(gt, q)
+        total, n_float = total + len(gt), n_float + len(f)
+    assert metrics["float_detections"] == n_float > 0
+    assert metrics["recall_gt_float"] == pytest.approx(found_f / total)
+    assert metrics["recall_gt_quant"] == pytest.approx(found_q / total)
+    assert metrics["recall_vs_float"] > 0.7 and metrics["mean_landmark_px"] < 5
+    print(f"\nretinaface 416 int8 on 2 WIDER photos: {metrics}")

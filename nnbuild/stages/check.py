@@ -23,16 +23,53 @@ CODE = ("nnbuild.stages.check", "nnbuild.check", "nnbuild.check_report",
         "nnbuild.check_image", "nnbuild.suggest", "nnbuild.tasks", "nnbuild.nnie",
         "nnbuild.engine", "nnbuild.preprocess", "nnbuild.caffe", "nnbuild.ir", "nnbuild.report")
 GROUP = "check"
+TRUTH = "ground_truth"
 # Bump when the per-image result format changes: it is part of every scratch cache key.
 IMAGE_RESULT_VERSION = 1
 
 
 def external_inputs(recipe: dict) -> dict[str, list]:
     """The check pictures: ``{"check": [ref, ...]}`` from ``check.images``/``check.count``."""
-    from nnbuild.stages.calibrate import image_refs
+    from nnbuild.fetch import image_refs
 
     spec = recipe.get("check") or {}
-    return {GROUP: image_refs(spec.get("images"), spec.get("count"), "check.images")}
+    groups = {GROUP: image_refs(spec.get("images"), spec.get("count"), "check.images")}
+    truth = (spec.get("task_args") or {}).get("ground_truth")
+    if truth:
+        groups[TRUTH] = [{"path": truth} if isinstance(truth, str) else truth]
+    return groups
+
+
+def display_names(recipe: dict) -> dict[str, str]:
+    """sha256 -> the picture's file name in its ref (the runner hands over CAS copies)."""
+    names: dict[str, str] = {}
+    if not (recipe.get("check") or {}).get("images"):
+        return names
+    for ref in external_inputs(recipe)[GROUP]:
+        if isinstance(ref, dict) and ref.get("sha256"):
+            where = ref.get("path") or ref.get("url") or ""
+            names[ref["sha256"]] = where.rstrip("/").rsplit("/", 1)[-1]
+    return names
+
+
+def truth_boxes(path: pathlib.Path, name: str, truth: dict, input_spec: tuple) -> list | None:
+    """WIDER ground truth of one picture, in network-input pixels (None when it has none)."""
+    from PIL import Image
+
+    from nnbuild import preprocess
+    from nnbuild.tasks import retinaface
+
+    rows = truth.get(name)
+    if rows is None:
+        return None
+    boxes = retinaface.gt_boxes(rows)
+    with Image.open(path) as image:
+        src = image.size
+    height, width = input_spec[1][2:]
+    if input_spec[3].get("resize") == "letterbox":
+        scale, pad_x, pad_y = preprocess.letterbox_geometry(src, input_spec[1])
+        return (boxes * scale + [pad_x, pad_y, pad_x, pad_y]).tolist()
+    return (boxes * ([width / src[0], height / src[1]] * 2)).tolist()
 
 
 def sha256_file(path: pathlib.Path) -> str:
@@ -57,10 +94,20 @@ def _jobs(ctx, files: list[pathlib.Path]) -> list:
     spec = _input_spec(ctx.recipe.get("input") or {}, graph)
     check = ctx.recipe.get("check") or {}
     mode = (ctx.recipe.get("quant") or {}).get("mode", "int8")
+    names = display_names(ctx.recipe)
+    truth = {}
+    if (check.get("task_args") or {}).get("ground_truth"):
+        from nnbuild.tasks.retinaface import read_wider_gt
+        truth = read_wider_gt(ctx.files(TRUTH)[0])
     jobs = []
     for path in files:
-        args = dict(check.get("task_args") or {}, input_hw=tuple(spec[1][2:]),
-                    image_name=path.name)
+        name = names.get(path.name, path.name)
+        args = dict(check.get("task_args") or {}, input_hw=tuple(spec[1][2:]), image_name=name)
+        args.pop("ground_truth", None)
+        if truth:
+            args["gt_boxes"] = truth_boxes(path, name, truth, spec)
+            if args["gt_boxes"] is None:
+                del args["gt_boxes"]
         jobs.append(Job(model, cpu, str(calib / "ranges.json"), mode, spec,
                         check.get("task", "raw"), args, str(path)))
     return jobs
@@ -81,7 +128,7 @@ def compute(ctx, jobs: list, keys: list[str]) -> list[dict]:
     """Per-image results: cached ones from ``ctx.scratch``, the rest over a process pool."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from nnbuild.check_image import check_image
+    from nnbuild.check_image import check_image, check_image_safe, raise_error
 
     results: list[dict | None] = [None] * len(jobs)
     todo = []
@@ -105,9 +152,11 @@ def compute(ctx, jobs: list, keys: list[str]) -> list[dict]:
             store(i, check_image(jobs[i]))
     elif todo:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(check_image, jobs[i]): i for i in todo}
+            futures = {pool.submit(check_image_safe, jobs[i]): i for i in todo}
             for future in ctx.progress(as_completed(futures), total=len(todo), desc="check"):
-                store(futures[future], future.result())
+                result = future.result()
+                raise_error(result)
+                store(futures[future], result)
     return results
 
 
