@@ -94,9 +94,31 @@ def _how_to_provide(ref: dict) -> str:
 
 
 def mirror_dirs() -> list[Path]:
-    """Directories listed in ``NNBUILD_MIRROR``, in order."""
-    raw = os.environ.get("NNBUILD_MIRROR", "")
-    return [Path(p).resolve() for p in raw.split(os.pathsep) if p]
+    """Mirror directories, in order: ``NNBUILD_MIRROR`` when set, else the project's defaults.
+
+    The defaults are ``[tool.nnbuild] mirror`` in the project's pyproject.toml (paths relative to
+    the project root): a team points it at its shared drive once, so the plain
+    ``doit build RECIPE`` works offline for everyone. Set ``NNBUILD_MIRROR=""`` to use none.
+    """
+    raw = os.environ.get("NNBUILD_MIRROR")
+    if raw is not None:
+        return [Path(p).resolve() for p in raw.split(os.pathsep) if p]
+    return _project_mirrors()
+
+
+def _project_mirrors() -> list[Path]:
+    import tomllib
+
+    from nnbuild.recipe import project_root
+
+    root = project_root()
+    try:
+        with open(root / "pyproject.toml", "rb") as f:
+            config = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    dirs = config.get("tool", {}).get("nnbuild", {}).get("mirror", [])
+    return [(root / d).resolve() for d in dirs if isinstance(d, str)]
 
 
 def _from_mirrors(want: str, cache: Cache, tried: list[str]) -> Path | None:

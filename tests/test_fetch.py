@@ -17,7 +17,7 @@ MNET_SHA = "100f7698e3588cf888bd87b8d14398d23cba24ff1604af1edd171509a035221e"
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    monkeypatch.delenv("NNBUILD_MIRROR", raising=False)
+    monkeypatch.setenv("NNBUILD_MIRROR", "")  # no mirrors at all, not even the project default
     monkeypatch.setenv("NNBUILD_OFFLINE", "1")
     return Cache(tmp_path / "cache")
 
@@ -129,3 +129,16 @@ def test_photos_manifest_resolves_through_image_mirror(cache, monkeypatch):
         else [{"url": "u", "sha256": hashing.sha256_file(SHARED / "images/photos/ultraface-1.jpg")}]
     for ref in refs:
         assert hashing.sha256_file(fetch.fetch(ref, cache)) == ref["sha256"]
+
+
+def test_project_default_mirrors_apply_only_without_nnbuild_mirror(tmp_path, monkeypatch):
+    from nnbuild.fetch import mirror_dirs
+
+    (tmp_path / "pyproject.toml").write_text('[tool.nnbuild]\nmirror = ["../m1", "m2"]\n')
+    monkeypatch.setenv("NNBUILD_ROOT", str(tmp_path))
+    monkeypatch.delenv("NNBUILD_MIRROR", raising=False)
+    assert mirror_dirs() == [(tmp_path / "../m1").resolve(), tmp_path / "m2"]
+    monkeypatch.setenv("NNBUILD_MIRROR", "")
+    assert mirror_dirs() == []
+    monkeypatch.setenv("NNBUILD_MIRROR", str(tmp_path / "x"))
+    assert mirror_dirs() == [tmp_path / "x"]

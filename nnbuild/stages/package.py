@@ -1,0 +1,110 @@
+"""Stage ``package``: the deployable ``<recipe>.tar.gz`` and its ``manifest.json``.
+
+Layout of the archive (one folder named after the recipe; paths in ``nnie_mapper.cfg`` are
+relative to it, so it can be unpacked anywhere and the mapper run from inside)::
+
+    <recipe>/model.prototxt, model.caffemodel      patched NNIE model (patch stage)
+    <recipe>/cpu.prototxt, cpu.caffemodel          CPU part, only with cpu_split
+    <recipe>/nnie_mapper.cfg, mean.txt             mapper configuration (map stage)
+    <recipe>/quant.json, quant.npz, <name>.wk      quantization result (+ .wk from a real mapper)
+    <recipe>/image_list.txt, images/*.bgr          calibration set (package.include_calibration)
+    <recipe>/report.html, report.json              check stage
+    <recipe>/recipe.yaml                           the resolved recipe
+    <recipe>/manifest.json                         written last, describes everything above
+"""
+
+from __future__ import annotations
+
+NAME = "package"
+NEEDS = ("fetch", "patch", "calibrate", "map", "check")
+READS = ("package", "source", "input", "target")
+CODE = ("nnbuild.stages.package", "nnbuild.package")
+
+FROM_STAGES = {
+    "patch": ("model.prototxt", "model.caffemodel", "cpu.prototxt", "cpu.caffemodel",
+              "patch-report.json", "lint.json"),
+    "map": ("nnie_mapper.cfg", "mean.txt", "quant.json", "quant.npz", "*.wk", "mapper.log"),
+    "check": ("report.html", "report.json"),
+}
+
+
+def run(ctx) -> None:
+    import json
+    import pathlib
+
+    from nnbuild import __version__
+    from nnbuild.package import file_entries, write_archive
+
+    files = _collect(ctx)
+    recipe_yaml = ctx.out / "_recipe.yaml"
+    recipe_yaml.write_text(_dump_recipe(ctx.recipe), encoding="utf-8")
+    files["recipe.yaml"] = recipe_yaml
+    quant = json.loads(files["quant.json"].read_text()) if "quant.json" in files else {}
+    manifest = {
+        "schema_version": 1,
+        "recipe": ctx.name,
+        "nnbuild_version": __version__,
+        "files": file_entries(files),
+        "stage_keys": dict(sorted(getattr(ctx, "upstream_keys", {}).items())),
+        "source": _sources(ctx.recipe),
+        "target": {"chip": ctx.recipe["target"]["chip"],
+                   "mapper_version": quant.get("mapper_version"),
+                   "mapper": quant.get("mapper", "builtin")},
+        "outputs": _outputs(files["model.prototxt"]),
+        "input": _board_input(ctx.recipe["input"]),
+    }
+    write_archive(ctx.out / f"{ctx.name}.tar.gz", ctx.name, files, manifest)
+    recipe_yaml.unlink()
+
+
+def _collect(ctx) -> dict:
+    files = {}
+    for stage, patterns in FROM_STAGES.items():
+        folder = ctx.upstream(stage)
+        for pattern in patterns:
+            for path in sorted(folder.glob(pattern)):
+                files[path.name] = path
+    if ctx.recipe.get("package", {}).get("include_calibration", True):
+        folder = ctx.upstream("calibrate")
+        files["image_list.txt"] = folder / "image_list.txt"
+        for path in sorted((folder / "images").glob("*.bgr")):
+            files[f"images/{path.name}"] = path
+    return files
+
+
+def _dump_recipe(recipe: dict) -> str:
+    import yaml
+
+    from nnbuild.recipe import portable
+
+    # Paths relative to the project root: the archive must not depend on the checkout's place.
+    public = {k: v for k, v in portable(recipe).items() if not k.startswith("_")}
+    return yaml.safe_dump(public, sort_keys=True, default_flow_style=False, allow_unicode=True)
+
+
+def _sources(recipe: dict) -> dict:
+    out = {}
+    for role, ref in sorted(recipe["source"].items()):
+        if isinstance(ref, dict):
+            out[role] = {k: ref[k] for k in ("url", "sha256") if k in ref}
+    return out
+
+
+def _outputs(prototxt) -> list:
+    """Output blobs in the order NNIE returns them (prototxt order) with their .wk names."""
+    from nnbuild.caffe.io import load
+    from nnbuild.package import nnie_output_names
+
+    graph = load(prototxt).graph
+    names = graph.caffe_names()
+    return nnie_output_names(names[blob] for blob in graph.outputs)
+
+
+def _board_input(spec: dict) -> dict:
+    """What board code must feed: planar BGR uint8 (nnie-facts.md §3), size and normalisation."""
+    n, c, h, w = spec["shape"]
+    return {"name": spec.get("name", "data"), "shape": [n, c, h, w],
+            "board_format": "planar uint8 B,G,R (image_type 1)",
+            "network_color_order": spec.get("color", "BGR"),
+            "mean": spec.get("mean", [0, 0, 0]), "scale": spec.get("scale", 1.0),
+            "resize": spec.get("resize", "stretch"), "pad_value": spec.get("pad_value", 0)}
