@@ -227,3 +227,9 @@ def _deconvolution(param, inputs, blobs, n_tops) -> list:
     cp = param.convolution_param
     weight, bias = _weights(blobs, cp, "Deconvolution")
     return [deconvolution(x, weight, bias, **conv_geometry(cp)) for x in inputs]
+
+
+def run_folded(param, x: np.ndarray, blobs: Sequence[np.ndarray]) -> np.ndarray:
+    """Convolution of ``x`` with ``blobs = [weight, bias]`` whatever ``bias_term`` says (used by
+    the engine's BatchNorm folding)."""
+    return convolution(x, blobs[0], blobs[1], **conv_geometry(param.convolution_param))

@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from nnbuild.engine import blas, fusion
+from nnbuild.engine import blas, conv, fusion
 from nnbuild.engine.denormal import flushed
 from nnbuild.engine.registry import ADAPTERS, SOURCE_TYPES
 from nnbuild.errors import GraphError, ModelError, UnsupportedLayerError
@@ -131,45 +131,58 @@ def _execute(graph, layers, kept, feeds, weights, on_blob) -> dict[str, np.ndarr
     """The execution loop of ``run`` (arguments already checked by ``_plan``)."""
     last_read = {b: i for i, layer in enumerate(layers) for b in layer.bottoms}
     readers = collections.Counter(b for layer in layers for b in layer.bottoms)
-    pairs = fusion.plan_pairs(layers, kept, readers) if on_blob is None else {}
-    fresh = {t for layer in layers if layer.type == "Convolution" for t in layer.tops}
+    groups = fusion.plan(layers, kept, readers) if on_blob is None else {}
     blobs = {name: _as_input(name, feeds[name], on_blob) for name in graph.inputs}
-    for i, layer in enumerate(layers):
-        if layer.type in SOURCE_TYPES or i - 1 in pairs:
-            continue
-        if i in pairs:
-            x = layer.bottoms[0]
-            # Overwrite the input only if a convolution made it (never a view of another
-            # blob or the caller's feed) and nothing reads or keeps it afterwards.
-            donate = x in fresh and last_read[x] == i and x not in kept
-            _run_pair(layer, layers[i + 1], blobs, weights, donate)
-            done = [layer, layers[i + 1]]
-        else:
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        size = groups.get(i, 1)
+        done = layers[i:i + size]
+        if size > 1:
+            _run_group(done, blobs, weights)
+        elif layer.type not in SOURCE_TYPES:
             outs = run_layer(layer, [blobs[b] for b in layer.bottoms], weights.get(layer.name))
             for top, arr in zip(layer.tops, outs):
                 if on_blob is not None:
                     replaced = on_blob(layer, top, arr)
                     arr = arr if replaced is None else np.asarray(replaced, dtype=np.float32)
                 blobs[top] = arr
-            done = [layer]
+        i += size
         if kept is not None:  # free what no later layer reads and nobody asked for
             for blob in {b for d in done for b in (*d.bottoms, *d.tops)}:
-                if last_read.get(blob, -1) <= i + len(done) - 1 and blob not in kept:
+                if last_read.get(blob, -1) < i and blob not in kept:
                     blobs.pop(blob, None)
     return blobs if kept is None else {b: a for b, a in blobs.items() if b in kept}
 
 
-def _run_pair(bn, scale, blobs, weights, donate: bool) -> None:
-    """BatchNorm + Scale as one ``x * a + b`` pass (see nnbuild/engine/fusion.py)."""
-    x = blobs[bn.bottoms[0]]
+def _run_group(group, blobs, weights) -> None:
+    """[Convolution,] BatchNorm, Scale as one step (see nnbuild/engine/fusion.py).
+
+    Only the group's last top is stored: ``fusion.plan`` made sure nobody reads the others.
+    """
+    *head, bn, scale = group
+    first = group[0]
+    x = blobs[first.bottoms[0]]
     bn_blobs = [flushed(b) for b in weights.get(bn.name, bn.blobs)]
     sc_blobs = [flushed(b) for b in weights.get(scale.name, scale.blobs)]
-    if len(bn_blobs) < 2 or not sc_blobs or x.ndim < 2:  # let the layers report the problem
-        mid = run_layer(bn, [x], weights.get(bn.name))
-        blobs[scale.tops[0]] = run_layer(scale, mid, weights.get(scale.name))[0]
+    conv_blobs = [flushed(b) for b in weights.get(first.name, first.blobs)] if head else []
+    if len(bn_blobs) < 2 or not sc_blobs or (head and not conv_blobs):
+        for layer in group:  # missing weights: let the layers report the problem one by one
+            blobs[layer.tops[0]] = run_layer(layer, [blobs[layer.bottoms[0]]],
+                                             weights.get(layer.name))[0]
         return
-    a, b = fusion.cached_affine(bn, scale, bn_blobs, sc_blobs, x.shape[1])
-    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-    out = np.multiply(x, a.reshape(shape), out=x if donate else None)
+    channels = conv_blobs[0].shape[0] if head else x.shape[1]
+    a, b = fusion.cached_affine(bn, scale, bn_blobs, sc_blobs, channels)
+    if head:
+        w, bias = fusion.cached_fold(first, conv_blobs, a, b)
+        weight_blobs = [w, bias]
+        try:
+            blobs[scale.tops[0]] = conv.run_folded(first.param, x, weight_blobs)
+        except ModelError as err:
+            raise type(err)(f"layer {first.name!r} ({first.type})", err.what,
+                            expected=err.expected, got=err.got, hint=err.hint) from None
+        return
+    shape = (1, channels) + (1,) * (x.ndim - 2)
+    out = np.multiply(x, a.reshape(shape))
     out += b.reshape(shape)
     blobs[scale.tops[0]] = out
