@@ -139,3 +139,20 @@ def test_fused_run_matches_layer_by_layer_run(mnet, mobilefacenet):
         for blob, arr in fast.items():
             scale = float(np.abs(every[blob]).max())
             assert float(np.abs(arr - every[blob]).max()) <= 1e-4 * scale, blob
+
+
+@pytest.mark.parametrize("which", ["mnet", "mobilefacenet"])
+def test_kernels_compute_in_float32(which, request):
+    """No kernel of the hot path returns float64 (run_layer would hide it by converting)."""
+    from nnbuild.engine import ADAPTERS
+
+    graph = request.getfixturevalue(which)
+    [(name, shape)] = graph.inputs.items()
+    blobs = {name: np.random.default_rng(4).uniform(0, 255, shape).astype(np.float32)}
+    for layer in graph.layers:
+        if layer.type == "Input":
+            continue
+        outs = ADAPTERS[layer.type](layer.param, [blobs[b] for b in layer.bottoms],
+                                    layer.blobs, len(layer.tops))
+        assert all(o.dtype == np.float32 for o in outs), (layer.name, [o.dtype for o in outs])
+        blobs.update(zip(layer.tops, outs))
