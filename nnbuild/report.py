@@ -66,9 +66,10 @@ def summary(report: dict) -> str:
              ("quantization", (report.get("quant") or {}).get("mode")),
              ("first divergent layer", report.get("first_divergent_layer") or "none"),
              ("suggested _hp layers", ", ".join(report.get("suggested_hp") or []) or "none")]
-    latency = report.get("latency")
-    if latency:
-        pairs.append((f"estimated latency ({latency.get('chip')})", f"{latency.get('ms'):.1f} ms"))
+    latency = report.get("latency") or {}
+    ms = latency.get("ms", latency.get("latency_ms"))
+    if isinstance(ms, (int, float)):
+        pairs.append((f"estimated latency ({latency.get('chip')}, cost model)", f"{ms:.1f} ms"))
     pairs += [(k, v) for k, v in sorted((task.get("metrics") or {}).items())]
     explanation = report.get("explanation") or ""
     return (f'<section id="summary"><div class="verdict {verdict}">{verdict.upper()}</div>'

@@ -43,6 +43,8 @@ def test_page_is_self_contained_and_shows_the_verdict():
     assert page.startswith("<!DOCTYPE html>")
     assert re.search(r'class="verdict fail">FAIL<', page)
     assert "conv3" in page and "17.2 ms" in page
+    no_ms = dict(_report(), latency={"chip": "hi3559av100", "ms": None})
+    assert "estimated latency" not in report.render_html(no_ms)
     # No external resources of any kind: every src/href is inline.
     assert not re.search(r'(src|href)="(?!data:|#)', page)
     assert "<script" not in page
