@@ -144,8 +144,11 @@ def latency(ctx) -> dict | None:
     if not path.is_file():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
-    found = data.get("latency") or data.get("cost")
-    return found if isinstance(found, dict) else None
+    cost = data.get("cost")
+    if not isinstance(cost, dict) or cost.get("latency_ms") is None:
+        return None
+    return {"chip": cost.get("chip", data.get("chip")), "ms": float(cost["latency_ms"]),
+            "mode": data.get("mode"), "fitted_to": cost.get("fitted_to")}
 
 
 def write_html(ctx, report: dict, jobs: Sequence) -> None:
