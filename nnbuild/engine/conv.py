@@ -75,19 +75,33 @@ def convolution(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = Non
 _DW_BLOCK = 1 << 16
 
 
-def _phases(x: np.ndarray, stride: Pair) -> dict:
-    """Contiguous stride phases of ``x`` (C, H, W): (a, e) -> x[:, a::sh, e::sw] flattened.
+def _flat_taps(x: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair):
+    """Kernel taps of ``x`` (C, H, W) as contiguous runs of flattened stride phases.
 
-    Tap (r, q) of a strided window reads phase (r % sh, q % sw) at offset (r // sh, q // sw),
-    so every tap becomes a stride-1, contiguous slice of one flattened phase.
+    Tap (r, q) of a strided window reads phase ``x[:, r % sh::sh, q % sw::sw]`` at offset
+    (r // sh, q // sw), so every tap is one contiguous slice ``flat[:, start:start + span]`` of
+    that (copied, flattened) phase. The output is then computed on a (Ho, phase width) grid
+    whose extra columns read wrapped-around values and are dropped at the end; in exchange
+    numpy runs over one long run per channel instead of Ho short rows (5-10x faster at 14x14).
+
+    Returns:
+        (taps, pw, span): ``taps`` lists (flat_phase, start) in kernel order, ``pw`` is the grid
+        width and ``span = (Ho - 1) * pw + Wo`` the length of each run.
     """
     sh, sw = stride
-    return {(a, e): np.ascontiguousarray(x[:, a::sh, e::sw]) for a in range(sh)
-            for e in range(sw)}
+    phases = {(a, e): np.ascontiguousarray(x[:, a::sh, e::sw]) for a in range(sh)
+              for e in range(sw)}
+    pw = phases[(0, 0)].shape[2]
+    flat = {key: ph.reshape(x.shape[0], -1) for key, ph in phases.items()}
+    taps = []
+    for i, j in np.ndindex(*kernel):
+        r, q = i * dilation[0], j * dilation[1]
+        taps.append((flat[(r % sh, q % sw)], (r // sh) * pw + q // sw))
+    return taps, pw, (out_hw[0] - 1) * pw + out_hw[1]
 
 
 # Up to this many output pixels per channel, depthwise conv is faster as a batched GEMV over a
-# (C, kh*kw, Ho*Wo) column buffer (measured 1.5-2x at 14x14..40x40); above it, as shifted slices.
+# (C, kh*kw, Ho*pw) column buffer (measured 1.5-2x at 14x14..40x40); above it, as shifted slices.
 _DW_GEMV_MAX = 40 * 40
 
 
@@ -96,46 +110,37 @@ def _depthwise(xp, weight, kernel, stride, dilation, out_hw) -> np.ndarray:
     if out_hw[0] * out_hw[1] > _DW_GEMV_MAX:
         return _depthwise_slices(xp, weight, kernel, stride, dilation, out_hw)
     n, c = xp.shape[:2]
-    kh, kw = kernel
-    cols = np.empty((c, kh, kw) + out_hw, dtype=np.float32)
+    (ho, wo), k = out_hw, kernel[0] * kernel[1]
     out = np.empty((n, c) + out_hw, dtype=np.float32)
     for b in range(n):
-        for i, j, rows, cs in _taps(kernel, stride, dilation, out_hw):
-            cols[:, i, j] = xp[b, :, rows, cs]
-        np.matmul(weight.reshape(c, 1, kh * kw), cols.reshape(c, kh * kw, -1),
-                  out=out[b].reshape(c, 1, -1))
+        taps, pw, span = _flat_taps(xp[b], kernel, stride, dilation, out_hw)
+        cols = np.empty((c, k, ho * pw), dtype=np.float32)
+        cols[:, :, span:] = 0  # the grid's last, never-read columns: keep garbage out of BLAS
+        for t, (src, start) in enumerate(taps):
+            cols[:, t, :span] = src[:, start:start + span]
+        res = np.matmul(weight.reshape(c, 1, k), cols)
+        out[b] = res.reshape(c, ho, pw)[:, :, :wo]
     return out
 
 
 def _depthwise_slices(xp, weight, kernel, stride, dilation, out_hw) -> np.ndarray:
-    """Depthwise conv as kh*kw multiply-adds of long contiguous slices.
-
-    The output is computed on a (Ho, phase width) grid whose extra columns read wrapped-around
-    values and are dropped at the end; in exchange every numpy call runs over one contiguous
-    run per channel instead of Ho short rows (5-10x faster at 14x14).
-    """
+    """Depthwise conv as kh*kw multiply-adds of long contiguous runs, by blocks of channels."""
     n, c = xp.shape[:2]
-    (kh, kw), (ho, wo) = kernel, out_hw
-    wt = weight.reshape(c, kh * kw, 1)
+    (ho, wo), k = out_hw, kernel[0] * kernel[1]
+    wt = weight.reshape(c, k, 1)
     out = np.empty((n, c, ho, wo), dtype=np.float32)
     for b in range(n):
-        phases = _phases(xp[b], stride)
-        pw = phases[(0, 0)].shape[2]
-        span = (ho - 1) * pw + wo
-        flat = {key: ph.reshape(c, -1) for key, ph in phases.items()}
+        taps, pw, span = _flat_taps(xp[b], kernel, stride, dilation, out_hw)
         step = max(1, _DW_BLOCK // (ho * pw))
         for c0 in range(0, c, step):
             acc = np.empty((min(step, c - c0), ho * pw), dtype=np.float32)
             tmp = np.empty((acc.shape[0], span), dtype=np.float32)
-            for k, (i, j) in enumerate(np.ndindex(kh, kw)):
-                r, q = i * dilation[0], j * dilation[1]
-                src = flat[(r % stride[0], q % stride[1])]
-                start = (r // stride[0]) * pw + q // stride[1]
+            for t, (src, start) in enumerate(taps):
                 rows = src[c0:c0 + step, start:start + span]
-                if k == 0:
-                    np.multiply(rows, wt[c0:c0 + step, k], out=acc[:, :span])
+                if t == 0:
+                    np.multiply(rows, wt[c0:c0 + step, t], out=acc[:, :span])
                 else:
-                    acc[:, :span] += np.multiply(rows, wt[c0:c0 + step, k], out=tmp)
+                    acc[:, :span] += np.multiply(rows, wt[c0:c0 + step, t], out=tmp)
             out[b, c0:c0 + step] = acc.reshape(-1, ho, pw)[:, :, :wo]
     return out
 

@@ -59,6 +59,15 @@ def test_convolution_matches_loops(cin, cout, k, stride, pad, dil, group):
                                atol=1e-4)
 
 
+@pytest.mark.parametrize("stride,pad,dil", [((1, 1), (1, 1), (1, 1)), ((2, 2), (2, 1), (2, 1))])
+def test_depthwise_large_map_path(stride, pad, dil):
+    # > 40x40 output pixels per channel takes the shifted-slices path, not the GEMV one.
+    x, w, b = rand(1, 2, 83, 84), rand(2, 1, 3, 3), rand(2)
+    got = convolution(x, w, b, stride=stride, pad=pad, dilation=dil, group=2)
+    assert got.shape[2] * got.shape[3] > 40 * 40
+    np.testing.assert_allclose(got, conv_ref(x, w, b, stride, pad, dil, 2), rtol=1e-4, atol=1e-4)
+
+
 def deconv_ref(x, w, b, stride, pad, dil, group):
     n, c, h, wd = x.shape
     _, og, kh, kw = w.shape
