@@ -89,6 +89,11 @@ def _flat_taps(x: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw
         width and ``span = (Ho - 1) * pw + Wo`` the length of each run.
     """
     sh, sw = stride
+    h, w = x.shape[1:]
+    if h % sh or w % sw:  # equal phase sizes keep the offsets uniform; the extra zeros are unread
+        grown = np.zeros((x.shape[0], -(-h // sh) * sh, -(-w // sw) * sw), dtype=np.float32)
+        grown[:, :h, :w] = x
+        x = grown
     phases = {(a, e): np.ascontiguousarray(x[:, a::sh, e::sw]) for a in range(sh)
               for e in range(sw)}
     pw = phases[(0, 0)].shape[2]

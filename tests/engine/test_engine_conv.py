@@ -68,6 +68,15 @@ def test_depthwise_large_map_path(stride, pad, dil):
     np.testing.assert_allclose(got, conv_ref(x, w, b, stride, pad, dil, 2), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("h,w", [(9, 9), (9, 10), (10, 9), (75, 75)])
+def test_depthwise_strided_odd_sizes(h, w):
+    # Odd padded sizes give stride phases of unequal size (the mnet 600x600 case).
+    x, wt = rand(1, 3, h, w), rand(3, 1, 3, 3)
+    got = convolution(x, wt, stride=(2, 2), pad=(1, 1), group=3)
+    np.testing.assert_allclose(got, conv_ref(x, wt, None, (2, 2), (1, 1), (1, 1), 3),
+                               rtol=1e-4, atol=1e-4)
+
+
 def deconv_ref(x, w, b, stride, pad, dil, group):
     n, c, h, wd = x.shape
     _, og, kh, kw = w.shape
