@@ -131,3 +131,13 @@ def test_suggest_hp_retinaface_int8_budget_15_percent(retinaface_int8):
     print(f"held-out {len(check_feeds) - 2} images: {h8:.4f} -> {hgot:.4f} (int16 {h16:.4f}), "
           f"{hway:.3f} of the way")
     assert hway >= 0.75
+
+
+def test_cli_suggest_hp_needs_a_build(tmp_path, monkeypatch, capsys):
+    from nnbuild import cli
+
+    monkeypatch.setenv("NNBUILD_CACHE", str(tmp_path / "cache"))
+    assert cli.main(["suggest-hp", "retinaface-640", "--budget", "15%"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nnbuild: error: retinaface-640: the patch stage has not been built")
+    assert "doit build retinaface-640" in err and "\n" not in err
