@@ -32,15 +32,29 @@ def relu(x: np.ndarray, *, negative_slope: float = 0.0) -> np.ndarray:
     return _leaky(x, np.float32(negative_slope))
 
 
+def leaky_inplace(x: np.ndarray, slope) -> np.ndarray:
+    """``_leaky`` written into ``x`` (which the caller owns and nobody else reads)."""
+    if np.all((slope >= 0) & (slope <= 1)):
+        return np.maximum(x, np.multiply(x, slope, dtype=np.float32), out=x)
+    neg = np.minimum(x, np.float32(0))
+    neg *= slope
+    np.maximum(x, np.float32(0), out=x)
+    x += neg
+    return x
+
+
+def prelu_slope(x: np.ndarray, slope: np.ndarray, channel_shared: bool):
+    """PReLU's slope blob as a scalar or an array broadcasting over ``x``'s channel axis 1."""
+    if channel_shared:
+        return np.float32(slope.reshape(-1)[0])
+    shape = [1] * x.ndim
+    shape[1] = x.shape[1]
+    return slope.reshape(shape)
+
+
 def prelu(x: np.ndarray, slope: np.ndarray, *, channel_shared: bool = False) -> np.ndarray:
     """Caffe PReLU: a learned negative slope per channel (axis 1), or one shared slope."""
-    if channel_shared:
-        s = np.float32(slope.reshape(-1)[0])
-    else:
-        shape = [1] * x.ndim
-        shape[1] = x.shape[1]
-        s = slope.reshape(shape)
-    return _leaky(x, s)
+    return _leaky(x, prelu_slope(x, slope, channel_shared))
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

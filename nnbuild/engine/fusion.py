@@ -1,4 +1,4 @@
-"""Run-time fusion of [Convolution +] BatchNorm + Scale, for intermediate blobs nobody observes.
+"""Run-time fusion of [Convolution +] BatchNorm + Scale [+ ReLU/PReLU] for unobserved blobs.
 
 A BatchNorm followed by its Scale costs four passes over the blob and two allocations. After a
 Convolution the pair folds into the convolution's weights and bias (``W * a``, ``bias * a + b``,
@@ -6,7 +6,8 @@ nnie-facts.md §5 "BatchNorm+Scale folded"), so it costs nothing; elsewhere it b
 ``x * a + b``. Values agree with the layer-by-layer run up to float32 rounding (relative 1e-5
 on RetinaFace, tested). Fusion is used only when the intermediate blobs are not kept, not seen
 by an ``on_blob`` hook and read by the next layer of the group alone, so every blob the caller
-can observe is still produced by its own layer; ``keep="all"`` disables it.
+can observe is still produced by its own layer; ``keep="all"`` disables it. A ReLU/PReLU
+ending a group (also right after a lone Convolution) runs in place on the group's fresh result.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def _fusable_scale(layer, blob: str) -> bool:
 
 
 def plan(layers: Sequence, kept: set[str] | None, readers: dict[str, int]) -> dict[int, int]:
-    """Start index -> length (2 or 3) of each fusable [Convolution,] BatchNorm, Scale group.
+    """Start index -> length of each fused group: [Convolution,] BatchNorm, Scale [, activation]
+    or Convolution, activation.
 
     ``kept`` is None when every blob is kept (then nothing is fused); ``readers`` counts the
     layers reading each blob.
@@ -54,7 +56,24 @@ def plan(layers: Sequence, kept: set[str] | None, readers: dict[str, int]) -> di
             groups[i - 1] = 3
         else:
             groups[i] = 2
-    return groups
+    for i, layer in enumerate(layers):  # a lone Convolution may still take its activation
+        if layer.type == "Convolution" and i not in groups and len(layer.tops) == 1:
+            groups[i] = 1
+    sized = {i: n + _takes_activation(layers, i + n - 1, kept, readers)
+             for i, n in groups.items()}
+    return {i: n for i, n in sized.items() if n > 1}
+
+
+ACTIVATIONS = ("ReLU", "PReLU")
+
+
+def _takes_activation(layers: Sequence, end: int, kept: set[str], readers) -> int:
+    """1 if the layer after ``end`` is a ReLU/PReLU that may run in place on ``end``'s top."""
+    if end + 1 >= len(layers):
+        return 0
+    act, top = layers[end + 1], layers[end].tops[0]
+    return int(act.type in ACTIVATIONS and act.bottoms == [top] and len(act.tops) == 1
+               and readers[top] == 1 and top not in kept)
 
 
 def affine(bn_blobs: Sequence[np.ndarray], bn_param, scale_blobs: Sequence[np.ndarray],
@@ -87,7 +106,7 @@ def cached_affine(bn, scale, bn_blobs, scale_blobs, channels: int):
     result = affine(bn_blobs, bn.param.batch_norm_param if bn.param is not None else None,
                     scale_blobs, scale.param.scale_param if scale.param is not None else None,
                     channels)
-    if len(_CACHE) > 4096:  # weights of many graphs: start over rather than grow forever
+    if len(_CACHE) > 512:  # weights of many graphs: start over rather than grow forever
         _CACHE.clear()
     _CACHE[key] = (arrays, result)  # holds the arrays, so their ids stay unique while cached
     return result
@@ -109,7 +128,7 @@ def cached_fold(conv, conv_blobs: Sequence[np.ndarray], a: np.ndarray, b: np.nda
     bias = conv_blobs[1].reshape(-1) if has_bias and len(conv_blobs) > 1 else 0
     folded = ((w * scale.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32),
               (bias * scale + b.reshape(-1)).astype(np.float32))
-    if len(_FOLDED) > 4096:
+    if len(_FOLDED) > 512:  # weights of many graphs: start over rather than grow forever
         _FOLDED.clear()
     _FOLDED[key] = (arrays, folded)
     return folded

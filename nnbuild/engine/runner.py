@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from nnbuild.engine import blas, conv, fusion
+from nnbuild.engine.activation import leaky_inplace, prelu_slope
 from nnbuild.engine.denormal import flushed
 from nnbuild.engine.registry import ADAPTERS, SOURCE_TYPES
 from nnbuild.errors import GraphError, ModelError, UnsupportedLayerError
@@ -156,33 +157,54 @@ def _execute(graph, layers, kept, feeds, weights, on_blob) -> dict[str, np.ndarr
 
 
 def _run_group(group, blobs, weights) -> None:
-    """[Convolution,] BatchNorm, Scale as one step (see nnbuild/engine/fusion.py).
+    """A fused group (see nnbuild/engine/fusion.py) as one step.
 
     Only the group's last top is stored: ``fusion.plan`` made sure nobody reads the others.
     """
-    *head, bn, scale = group
-    first = group[0]
+    act = group[-1] if group[-1].type in fusion.ACTIVATIONS else None
+    core = group[:-1] if act else group
+    if len(core) == 1:
+        out = run_layer(core[0], [blobs[core[0].bottoms[0]]], weights.get(core[0].name))[0]
+    else:
+        out = _affine_core(core, blobs, weights)
+    if act is not None:
+        out = _activate_inplace(act, out, weights)
+    blobs[group[-1].tops[0]] = out
+
+
+def _activate_inplace(act, x: np.ndarray, weights) -> np.ndarray:
+    """ReLU/PReLU written into ``x``, the group's own fresh array."""
+    act_blobs = [flushed(b) for b in weights.get(act.name, act.blobs)]
+    if act.type == "ReLU":
+        slope = np.float32(act.param.relu_param.negative_slope) if act.param is not None else 0
+        return np.maximum(x, np.float32(0), out=x) if slope == 0 else leaky_inplace(x, slope)
+    if not act_blobs:
+        return run_layer(act, [x], act_blobs)[0]  # reports the missing slope blob
+    shared = act.param is not None and act.param.prelu_param.channel_shared
+    return leaky_inplace(x, prelu_slope(x, act_blobs[0], shared))
+
+
+def _affine_core(core, blobs, weights) -> np.ndarray:
+    """[Convolution,] BatchNorm, Scale: the convolution with folded weights, or ``x * a + b``."""
+    *head, bn, scale = core
+    first = core[0]
     x = blobs[first.bottoms[0]]
     bn_blobs = [flushed(b) for b in weights.get(bn.name, bn.blobs)]
     sc_blobs = [flushed(b) for b in weights.get(scale.name, scale.blobs)]
     conv_blobs = [flushed(b) for b in weights.get(first.name, first.blobs)] if head else []
     if len(bn_blobs) < 2 or not sc_blobs or (head and not conv_blobs):
-        for layer in group:  # missing weights: let the layers report the problem one by one
-            blobs[layer.tops[0]] = run_layer(layer, [blobs[layer.bottoms[0]]],
-                                             weights.get(layer.name))[0]
-        return
+        for layer in core:  # missing weights: let the layers report the problem one by one
+            x = run_layer(layer, [x], weights.get(layer.name))[0]
+        return x
     channels = conv_blobs[0].shape[0] if head else x.shape[1]
     a, b = fusion.cached_affine(bn, scale, bn_blobs, sc_blobs, channels)
     if head:
-        w, bias = fusion.cached_fold(first, conv_blobs, a, b)
-        weight_blobs = [w, bias]
         try:
-            blobs[scale.tops[0]] = conv.run_folded(first.param, x, weight_blobs)
+            return conv.run_folded(first.param, x, fusion.cached_fold(first, conv_blobs, a, b))
         except ModelError as err:
             raise type(err)(f"layer {first.name!r} ({first.type})", err.what,
                             expected=err.expected, got=err.got, hint=err.hint) from None
-        return
     shape = (1, channels) + (1,) * (x.ndim - 2)
     out = np.multiply(x, a.reshape(shape))
     out += b.reshape(shape)
-    blobs[scale.tops[0]] = out
+    return out

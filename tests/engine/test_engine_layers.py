@@ -45,6 +45,19 @@ def test_prelu(shared, slopes):
     np.testing.assert_allclose(got, np.maximum(x, 0) + s * np.minimum(x, 0), rtol=1e-6)
 
 
+@pytest.mark.parametrize("slopes", [[0.25, 0.0, 1.0], [0.25, -0.5, 1.5]])
+def test_leaky_inplace_writes_the_prelu_result_into_its_input(slopes):
+    from nnbuild.engine.activation import leaky_inplace
+
+    x = rand(2, 3, 4, 5)
+    s = np.array(slopes, np.float32)[None, :, None, None]
+    ref = np.maximum(x, 0) + s * np.minimum(x, 0)
+    y = x.copy()
+    out = leaky_inplace(y, s)
+    assert out is y
+    np.testing.assert_allclose(y, ref, rtol=1e-6)
+
+
 def test_pointwise_math():
     x = rand(2, 3, 4) * 10
     np.testing.assert_allclose(run1("TanH", inputs=[x]), np.tanh(x.astype(np.float64)),
