@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Sequence
 
 import numpy as np
@@ -93,7 +92,6 @@ def build(ctx, jobs: Sequence, results: Sequence[dict], hashes: dict[str, str]) 
     """The report.json dict (docs/report-json.md), gate applied."""
     from nnbuild.tasks import registry
 
-    start = time.perf_counter()
     job = jobs[0]
     graph, _, ranges, plan = load_models(job.model, job.cpu, job.ranges, job.mode)
     spec = ctx.recipe.get("check") or {}
@@ -126,8 +124,7 @@ def build(ctx, jobs: Sequence, results: Sequence[dict], hashes: dict[str, str]) 
         "outputs": outputs, "layers": layers, "first_divergent_layer": first,
         "sensitivity": ranking, "suggested_hp": suggested, "task": task,
         "latency": latency(ctx), "inputs": _inputs(job, hashes),
-        "histograms": histograms(graph, plan, layers, results),
-        "timing_s": {"report": time.perf_counter() - start}}
+        "histograms": histograms(graph, plan, layers, results)}
 
 
 def _inputs(job, hashes: dict[str, str]) -> dict:
