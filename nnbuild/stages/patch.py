@@ -50,6 +50,18 @@ def pass_context(recipe: dict):
                        chip=(recipe.get("target") or {}).get("chip"))
 
 
+def pass_specs(recipe: dict) -> list:
+    """The recipe's ``patches``, plus ``mark_high_precision`` last when ``quant.high_precision``
+    names layers and the recipe did not place the pass itself: compile_mode 2 only sees the
+    ``_hp`` suffix (nnie-facts.md §2), so a list without the renaming would silently do nothing.
+    """
+    specs = list(recipe.get("patches") or [])
+    names = {spec if isinstance(spec, str) else next(iter(spec)) for spec in specs}
+    if (recipe.get("quant") or {}).get("high_precision") and "mark_high_precision" not in names:
+        specs.append("mark_high_precision")
+    return specs
+
+
 def load_feed(path: Path, recipe: dict, graph) -> dict:
     """One picture preprocessed as the recipe says, keyed by the graph's input blob."""
     from nnbuild.preprocess import load_tensor
@@ -81,7 +93,7 @@ def patch_model(original, recipe: dict, pictures: list[Path], log=None) -> dict[
     from nnbuild.passes import run_passes
     from nnbuild.passes.proof import prove
 
-    specs = list(recipe.get("patches") or [])
+    specs = pass_specs(recipe)
     pctx = pass_context(recipe)
     patched, passes = run_passes(original, specs, context=pctx)
     chip = (recipe.get("target") or {}).get("chip") or "hi3516dv300"

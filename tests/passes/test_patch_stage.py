@@ -80,3 +80,15 @@ def test_cli_sizes_model(capsys):
     assert main(["sizes", "--model", str(RF / "mnet.prototxt"), "--check", "600x600"]) == 0
     assert "crop1 crops" in capsys.readouterr().out
     assert main(["sizes", "--model", str(RF / "mnet.prototxt"), "--range", "9:1"]) == 2
+
+
+def test_high_precision_list_appends_mark_high_precision_once():
+    from nnbuild.stages.patch import pass_specs
+
+    recipe = {"patches": ["set_input_shape"], "quant": {"mode": "mixed", "high_precision": ["c1"]}}
+    assert pass_specs(recipe) == ["set_input_shape", "mark_high_precision"]
+    placed = {"patches": [{"mark_high_precision": {"layers": ["c1"]}}, "nnie_order"],
+              "quant": {"high_precision": ["c1"]}}
+    assert pass_specs(placed) == placed["patches"]
+    assert pass_specs({"patches": ["set_input_shape"], "quant": {"mode": "int8"}}) == \
+        ["set_input_shape"]
