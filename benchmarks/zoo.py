@@ -1,0 +1,80 @@
+"""Build the recipe zoo from an empty cache and print the README's results table.
+
+For each recipe: a cold ``doit build NAME`` into a fresh cache (fetch from the mirrors included),
+then a no-op rebuild, then the numbers of its check report. Run from the project root:
+
+    python benchmarks/zoo.py                       # every recipe (takes minutes)
+    python benchmarks/zoo.py retinaface-640 mobilefacenet
+
+The cold time includes everything (patch proof, calibration on the recipe's full image counts,
+check on its check set); the no-op time is the whole ``doit build`` process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def recipes() -> list[str]:
+    return sorted(p.stem for p in (ROOT / "recipes").glob("*.yaml"))
+
+
+def timed_build(name: str, env: dict) -> float:
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "doit", "build", name], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode not in (0, 1):  # 1: the check gate failed, the report still exists
+        sys.exit(f"{name}: build failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return elapsed
+
+
+def key_metrics(report: dict) -> str:
+    task = report["task"]
+    m = task["metrics"]
+    if task["name"] in ("retinaface", "ultraface", "ssd"):
+        text = f"recall vs float {m['recall_vs_float']:.3f}, box err {m['mean_box_px']:.2f} px"
+        if "mean_landmark_px" in m:
+            text += f", landmark err {m['mean_landmark_px']:.2f} px"
+        return text
+    if task["name"] == "embedding":
+        return f"embedding cosine {m['embedding_cosine']:.4f} (min {m['embedding_cosine_min']:.4f})"
+    return f"output cosine {m.get('output_cosine', float('nan')):.4f}"
+
+
+def row(name: str, cache: pathlib.Path, cold: float, noop: float) -> str:
+    report = json.loads((cache / "v1" / "out" / name / "check" / "report.json").read_text())
+    worst = min(o["metrics"]["cosine"] for o in report["outputs"])
+    latency = (report.get("latency") or {}).get("ms")
+    ms = f"{latency:.2f}" if isinstance(latency, (int, float)) else "–"
+    return (f"| {name} | {report['quant']['mode']} | {report['verdict']} | {worst:.4f} | "
+            f"{key_metrics(report)} | {ms} | {cold:.1f} | {noop:.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="recipes (default: all)")
+    args = parser.parse_args()
+    print("| recipe | quant | verdict | worst output cosine | task metrics (quantized vs float) "
+          "| est. latency ms | cold build s | no-op s |")
+    print("|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(prefix="nnbuild-zoo-") as tmp:
+        for name in args.names or recipes():
+            cache = pathlib.Path(tmp) / name  # one empty cache per recipe: every build is cold
+            env = dict(os.environ, NNBUILD_CACHE=str(cache))
+            cold = timed_build(name, env)
+            noop = timed_build(name, env)
+            print(row(name, cache, cold, noop), flush=True)
+
+
+if __name__ == "__main__":
+    main()
