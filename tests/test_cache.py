@@ -187,3 +187,26 @@ def test_gc_lru_and_unreferenced_files(tmp_path):
     assert parse_size("5GB") == 5 * 10**9 and parse_size("2MiB") == 2 * 2**20
     with pytest.raises(NNBuildError, match="--max-size: not a size"):
         parse_size("lots")
+
+
+def test_stages_that_write_the_recipe_name_key_on_it(tmp_path, monkeypatch):
+    import types
+
+    def stage(uses_name):
+        module = types.ModuleType(f"namestage{uses_name}")
+        module.NAME, module.NEEDS, module.READS, module.CODE = "named", (), ("input",), ()
+        module.USES_NAME = uses_name
+        module.run = lambda ctx: (ctx.out / "name.txt").write_text(ctx.name)
+        return module
+
+    for uses_name in (True, False):
+        pipe = Pipeline(Cache(tmp_path / f"c{uses_name}"), tmp_path / "dist",
+                        {"named": stage(uses_name)})
+        a = Recipe("a", "/x/a.yaml", {"input": {"shape": [1, 3, 8, 8]}})
+        b = Recipe("b", "/x/b.yaml", {"input": {"shape": [1, 3, 8, 8]}})
+        same = pipe.key_doc(a, "named")[0] == pipe.key_doc(b, "named")[0]
+        assert same is not uses_name
+        if uses_name:
+            pipe.build(a, "named")
+            assert pipe.build(b, "named") == "ran"
+            assert (pipe.cache.out_dir("b", "named") / "name.txt").read_text() == "b"

@@ -19,6 +19,7 @@ import pathlib
 
 NAME = "map"
 NEEDS = ("patch", "calibrate")
+USES_NAME = True  # the recipe name is in the outputs (see runner.key_doc)
 READS = ("input", "quant", "target", "mapper")
 CODE = ("nnbuild.stages.map", "nnbuild.nnie", "nnbuild.engine", "nnbuild.caffe", "nnbuild.ir",
         "nnbuild.chips")

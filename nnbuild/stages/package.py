@@ -17,7 +17,10 @@ from __future__ import annotations
 
 NAME = "package"
 NEEDS = ("fetch", "patch", "calibrate", "map", "check")
-READS = ("package", "source", "input", "target")
+USES_NAME = True  # the recipe name is in the outputs (see runner.key_doc)
+# The whole resolved recipe is packaged as recipe.yaml, so every recipe field is in the key.
+READS = ("description", "source", "input", "patches", "patch_check", "calibration", "quant",
+         "target", "mapper", "check", "package")
 CODE = ("nnbuild.stages.package", "nnbuild.package")
 
 FROM_STAGES = {

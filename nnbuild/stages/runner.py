@@ -109,6 +109,10 @@ class Pipeline:
                "recipe": {path: keyable(get_dotted(recipe.data, path)) for path in module.READS},
                "inputs": inputs, "upstream": upstream,
                "tools": tools(recipe.data) if tools else {}}
+        if getattr(module, "USES_NAME", False):
+            # The recipe name ends up in this stage's outputs (cfg instruction_name, report,
+            # archive): two recipes that differ only in name must not share its entry.
+            doc["name"] = recipe.name
         if loose:
             return sha256_json(doc), doc, labels
         self._keys[memo] = (sha256_json(doc), doc, labels)
