@@ -2,8 +2,7 @@
 
 Fast paths, all float32:
 * 1x1, stride 1, no pad, one group: a single GEMM on the (C, H*W) view of each image.
-* depthwise (group == C == num_output): a sum of kh*kw shifted, strided slices of the padded input,
-  each times one weight per channel; no im2col buffer at all.
+* depthwise (group == C == num_output): see nnbuild/engine/depthwise.py.
 * general: im2col into a (C*kh*kw, Ho*Wo) buffer filled by kh*kw strided slice copies, then one
   GEMM per group.
 """
@@ -14,21 +13,11 @@ from typing import Sequence
 
 import numpy as np
 
+from nnbuild.engine.depthwise import depthwise, padded
 from nnbuild.engine.registry import has_field, register
 from nnbuild.errors import ModelError
 
 Pair = tuple[int, int]
-
-
-def _padded(x: np.ndarray, pad: Pair) -> np.ndarray:
-    """``x`` (N, C, H, W) with ``pad`` zeros on both sides of H and W (no copy when pad is 0)."""
-    ph, pw = pad
-    if ph == 0 and pw == 0:
-        return x
-    n, c, h, w = x.shape
-    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=np.float32)
-    out[:, :, ph:ph + h, pw:pw + w] = x
-    return out
 
 
 def _taps(kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair):
@@ -58,95 +47,14 @@ def convolution(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = Non
                          hint="check num_output, group and the caffemodel")
     out_hw = (conv_out_size(h, kh, stride[0], pad[0], dilation[0]),
               conv_out_size(w, kw, stride[1], pad[1], dilation[1]))
-    xp = _padded(x, pad)
     if kh == kw == 1 and stride == (1, 1) and group == 1 and pad == (0, 0):
         out = np.matmul(weight.reshape(o, c), x.reshape(n, c, h * w)).reshape(n, o, h, w)
     elif group == c == o:
-        out = _depthwise(xp, weight, (kh, kw), stride, dilation, out_hw)
+        out = depthwise(x, weight, stride=stride, pad=pad, dilation=dilation, out_hw=out_hw)
     else:
-        out = _im2col_conv(xp, weight, (kh, kw), stride, dilation, out_hw, group)
+        out = _im2col_conv(padded(x, pad), weight, (kh, kw), stride, dilation, out_hw, group)
     if bias is not None:
         out += bias.reshape(1, o, 1, 1)
-    return out
-
-
-# Depthwise works on blocks of channels of about this many output elements, so the running sum
-# and the product buffer stay in the L2 cache across the kh*kw passes.
-_DW_BLOCK = 1 << 16
-
-
-def _flat_taps(x: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair):
-    """Kernel taps of ``x`` (C, H, W) as contiguous runs of flattened stride phases.
-
-    Tap (r, q) of a strided window reads phase ``x[:, r % sh::sh, q % sw::sw]`` at offset
-    (r // sh, q // sw), so every tap is one contiguous slice ``flat[:, start:start + span]`` of
-    that (copied, flattened) phase. The output is then computed on a (Ho, phase width) grid
-    whose extra columns read wrapped-around values and are dropped at the end; in exchange
-    numpy runs over one long run per channel instead of Ho short rows (5-10x faster at 14x14).
-
-    Returns:
-        (taps, pw, span): ``taps`` lists (flat_phase, start) in kernel order, ``pw`` is the grid
-        width and ``span = (Ho - 1) * pw + Wo`` the length of each run.
-    """
-    sh, sw = stride
-    h, w = x.shape[1:]
-    if h % sh or w % sw:  # equal phase sizes keep the offsets uniform; the extra zeros are unread
-        grown = np.zeros((x.shape[0], -(-h // sh) * sh, -(-w // sw) * sw), dtype=np.float32)
-        grown[:, :h, :w] = x
-        x = grown
-    phases = {(a, e): np.ascontiguousarray(x[:, a::sh, e::sw]) for a in range(sh)
-              for e in range(sw)}
-    pw = phases[(0, 0)].shape[2]
-    flat = {key: ph.reshape(x.shape[0], -1) for key, ph in phases.items()}
-    taps = []
-    for i, j in np.ndindex(*kernel):
-        r, q = i * dilation[0], j * dilation[1]
-        taps.append((flat[(r % sh, q % sw)], (r // sh) * pw + q // sw))
-    return taps, pw, (out_hw[0] - 1) * pw + out_hw[1]
-
-
-# Up to this many output pixels per channel, depthwise conv is faster as a batched GEMV over a
-# (C, kh*kw, Ho*pw) column buffer (measured 1.5-2x at 14x14..40x40); above it, as shifted slices.
-_DW_GEMV_MAX = 40 * 40
-
-
-def _depthwise(xp, weight, kernel, stride, dilation, out_hw) -> np.ndarray:
-    """Depthwise conv: per-channel GEMV over columns for small maps, shifted slices otherwise."""
-    if out_hw[0] * out_hw[1] > _DW_GEMV_MAX:
-        return _depthwise_slices(xp, weight, kernel, stride, dilation, out_hw)
-    n, c = xp.shape[:2]
-    (ho, wo), k = out_hw, kernel[0] * kernel[1]
-    out = np.empty((n, c) + out_hw, dtype=np.float32)
-    for b in range(n):
-        taps, pw, span = _flat_taps(xp[b], kernel, stride, dilation, out_hw)
-        cols = np.empty((c, k, ho * pw), dtype=np.float32)
-        cols[:, :, span:] = 0  # the grid's last, never-read columns: keep garbage out of BLAS
-        for t, (src, start) in enumerate(taps):
-            cols[:, t, :span] = src[:, start:start + span]
-        res = np.matmul(weight.reshape(c, 1, k), cols)
-        out[b] = res.reshape(c, ho, pw)[:, :, :wo]
-    return out
-
-
-def _depthwise_slices(xp, weight, kernel, stride, dilation, out_hw) -> np.ndarray:
-    """Depthwise conv as kh*kw multiply-adds of long contiguous runs, by blocks of channels."""
-    n, c = xp.shape[:2]
-    (ho, wo), k = out_hw, kernel[0] * kernel[1]
-    wt = weight.reshape(c, k, 1)
-    out = np.empty((n, c, ho, wo), dtype=np.float32)
-    for b in range(n):
-        taps, pw, span = _flat_taps(xp[b], kernel, stride, dilation, out_hw)
-        step = max(1, _DW_BLOCK // (ho * pw))
-        for c0 in range(0, c, step):
-            acc = np.empty((min(step, c - c0), ho * pw), dtype=np.float32)
-            tmp = np.empty((acc.shape[0], span), dtype=np.float32)
-            for t, (src, start) in enumerate(taps):
-                rows = src[c0:c0 + step, start:start + span]
-                if t == 0:
-                    np.multiply(rows, wt[c0:c0 + step, t], out=acc[:, :span])
-                else:
-                    acc[:, :span] += np.multiply(rows, wt[c0:c0 + step, t], out=tmp)
-            out[b, c0:c0 + step] = acc.reshape(-1, ho, pw)[:, :, :wo]
     return out
 
 

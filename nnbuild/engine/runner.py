@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from nnbuild.engine import blas, conv, fusion
+from nnbuild.engine import blas, conv, fusion, heap
 from nnbuild.engine.activation import leaky_inplace, prelu_slope
 from nnbuild.engine.denormal import flushed
 from nnbuild.engine.registry import ADAPTERS, SOURCE_TYPES
@@ -124,6 +124,7 @@ def run(graph, feeds: Mapping[str, np.ndarray], keep: Iterable[str] | str | None
         ModelError / GraphError: wrong feeds, unknown ``keep`` blobs, or a failing layer.
     """
     layers, kept = _plan(graph, feeds, keep)
+    heap.keep_freed_memory()  # see nnbuild/engine/heap.py: page faults cost ~20% otherwise
     with blas.limited(1):  # see nnbuild/engine/blas.py for the measurement behind this
         return _execute(graph, layers, kept, feeds, weights or {}, on_blob)
 
