@@ -13,20 +13,41 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from nnbuild.errors import CheckFailed
+from nnbuild.errors import CheckFailed, NNBuildError
 
 # Layer types that only move data: their quantization error is always inherited, never their own,
 # so the report gives them no isolated metrics (docs/report-json.md, layer_result).
 DATA_MOVEMENT_TYPES = frozenset({"Input", "Reshape", "Flatten", "Concat", "Split", "Crop",
                                  "Permute", "Dropout", "Slice", "Silence"})
+# Layer types whose output row count depends on the data (detections kept after the score
+# threshold and NMS): float and quantized runs legitimately keep different numbers of rows, so
+# element-wise metrics do not apply to them or to anything computed from them. The task metric
+# (e.g. ``ssd``) compares those results instead.
+DYNAMIC_SIZE_TYPES = frozenset({"DetectionOutput", "Proposal"})
 
 
-def compare(reference: np.ndarray, other: np.ndarray) -> dict[str, float | None]:
+def dynamic_blobs(graph) -> set[str]:
+    """Caffe names of the blobs whose size depends on the data (``DYNAMIC_SIZE_TYPES`` and after)."""
+    dynamic: set[str] = set()
+    for layer in graph.layers:
+        if layer.type in DYNAMIC_SIZE_TYPES or any(
+                graph.caffe_name(b) in dynamic for b in layer.bottoms):
+            dynamic.update(graph.caffe_name(t) for t in layer.tops)
+    return dynamic
+
+
+def compare(reference: np.ndarray, other: np.ndarray, where: str = "compare"
+            ) -> dict[str, float | None]:
     """Metrics of ``other`` against the float ``reference`` (one blob, one image).
 
     Args:
         reference: the float result.
         other: the quantized result, same number of elements.
+        where: what is compared (a blob name), for the error message.
+
+    Raises:
+        NNBuildError: the sizes differ. Callers only compare fixed-size blobs (see
+            ``dynamic_blobs``), so this is an nnbuild bug, reported as one line all the same.
 
     Returns:
         ``{"cosine", "snr_db", "max_abs", "rel_err"}``; infinite values are ``None``.
@@ -34,7 +55,10 @@ def compare(reference: np.ndarray, other: np.ndarray) -> dict[str, float | None]
     a = np.asarray(reference, dtype=np.float64).ravel()
     b = np.asarray(other, dtype=np.float64).ravel()
     if a.size != b.size:
-        raise ValueError(f"compare: sizes differ ({a.size} vs {b.size})")
+        raise NNBuildError(where, "float and quantized results differ in size",
+                           expected=f"{a.size} elements", got=b.size,
+                           hint="this is an nnbuild bug (blobs of data-dependent size must not "
+                                "be compared element-wise): please report it with the recipe")
     diff = a - b
     energy, noise = float(a @ a), float(diff @ diff)
     norm_a, norm_b = math.sqrt(energy), math.sqrt(float(b @ b))

@@ -12,7 +12,7 @@ import functools
 
 import numpy as np
 
-from nnbuild.check import DATA_MOVEMENT_TYPES, compare
+from nnbuild.check import DATA_MOVEMENT_TYPES, compare, dynamic_blobs
 
 HIST_BINS = 64
 
@@ -57,22 +57,32 @@ def load_models(model: tuple[str, str], cpu: tuple[str, str] | None, ranges: str
 
 
 def final_outputs(graph, cpu_graph, nnie_out: dict, feeds: dict) -> dict:
-    """Network outputs by prototxt name, after the CPU part when the model was split.
+    """Every NNIE-part output and every CPU-part output, by prototxt name.
 
-    The CPU part's inputs are the NNIE part's cut blobs (by prototxt name) plus, if it reads it, the
-    image input (PriorBox only reads its shape).
+    The NNIE part's outputs are what the .wk returns, so they stay in the result even when the CPU
+    part reads them. The CPU part's inputs are the NNIE part's cut blobs plus, if it reads them,
+    blobs it needs only for their shape (PriorBox bottoms) and the image input.
     """
     from nnbuild.engine import run
 
     named = {graph.caffe_name(k): v for k, v in nnie_out.items()}
-    nnie = {graph.caffe_name(b): named[graph.caffe_name(b)] for b in graph.outputs}
+    final = {graph.caffe_name(b): named[graph.caffe_name(b)] for b in graph.outputs}
     if cpu_graph is None:
-        return nnie
+        return final
     avail = {**named, **feeds}
     out = run(cpu_graph, {blob: avail[blob] for blob in cpu_graph.inputs})
-    final = {k: v for k, v in nnie.items() if k not in cpu_graph.inputs}
     final.update({cpu_graph.caffe_name(k): v for k, v in out.items()})
     return final
+
+
+def compared_outputs(cpu_graph, final: dict) -> list[str]:
+    """The outputs compared element-wise: all but the CPU part's data-dependent ones.
+
+    DetectionOutput keeps a data-dependent number of rows (float and quantized differ); the task
+    metric compares those, the report's output metrics cover the NNIE outputs that feed them.
+    """
+    dynamic = dynamic_blobs(cpu_graph) if cpu_graph is not None else set()
+    return [name for name in final if name not in dynamic]
 
 
 def _histogram(array: np.ndarray, max_abs: float) -> list[int]:
@@ -93,7 +103,7 @@ def _isolated(graph, rng, mode, plan, float_blobs: dict) -> dict:
         inputs = [float_blobs[b] for b in layer.bottoms]
         outs = simulate_layer(graph, rng, mode, layer, inputs, plan=plan)
         for top, out in zip(layer.tops, outs):
-            result[top] = compare(float_blobs[top], out)
+            result[top] = compare(float_blobs[top], out, where=f"blob {top!r}")
     return result
 
 
@@ -116,22 +126,30 @@ def check_image(job: Job) -> dict:
     feeds = {name: preprocess.to_tensor(rgb, **norm)}
     float_blobs = run(graph, feeds, "all")
     quant_blobs = simulate(graph, rng, job.mode, feeds, "all", plan=plan)
-    accumulated = {b: compare(float_blobs[b], quant_blobs[b])
+    accumulated = {b: compare(float_blobs[b], quant_blobs[b], where=f"blob {b!r}")
                    for layer in graph.layers for b in layer.tops}
     hist = {b: _histogram(float_blobs[b], plan.blob_max[b]) for b in plan.blob_max}
     isolated = _isolated(graph, rng, job.mode, plan, float_blobs) if job.isolated else {}
     f_out = final_outputs(graph, cpu_graph, float_blobs, feeds)
     q_out = final_outputs(graph, cpu_graph, quant_blobs, feeds)
     del float_blobs, quant_blobs
-    outputs = {k: compare(f_out[k], q_out[k]) for k in f_out}
+    outputs = {k: compare(f_out[k], q_out[k], where=f"output {k!r}")
+               for k in compared_outputs(cpu_graph, f_out)}
     task = registry.get(job.task).per_image(f_out, q_out, job.task_args)
     return {"accumulated": accumulated, "isolated": isolated, "outputs": outputs,
             "task": _jsonable(task), "histograms": hist}
 
 
 def check_image_safe(job: Job) -> dict:
-    """``check_image`` for a worker process: a user error comes back as data, because
-    NNBuildError's keyword-only constructor does not survive pickling (the stage re-raises it)."""
+    """``check_image`` for a worker process: an error comes back as data, because
+    NNBuildError's keyword-only constructor does not survive pickling (the stage re-raises it).
+
+    Any other exception is an nnbuild bug; it comes back as an ``NNBuildError`` naming the
+    exception, the picture and the innermost source line, so the user sees one line and the bug
+    report has what it needs.
+    """
+    import traceback
+
     from nnbuild.errors import NNBuildError
 
     try:
@@ -140,6 +158,13 @@ def check_image_safe(job: Job) -> dict:
         return {"error": {"class": type(err).__name__, "where": err.where, "what": err.what,
                           "expected": _jsonable(err.expected), "got": _jsonable(err.got),
                           "hint": err.hint}}
+    except Exception as err:  # noqa: BLE001 - not swallowed: re-raised by the stage, one line
+        frame = traceback.extract_tb(err.__traceback__)[-1]
+        return {"error": {"class": "NNBuildError", "where": f"check {job.image}",
+                          "what": f"internal error {type(err).__name__}: {err}",
+                          "expected": None, "got": None,
+                          "hint": f"this is an nnbuild bug (raised at {frame.filename}:"
+                                  f"{frame.lineno}): please report it with the recipe"}}
 
 
 def raise_error(result: dict) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nnbuild import check
-from nnbuild.errors import CheckFailed
+from nnbuild.errors import CheckFailed, NNBuildError
 
 
 def _independent(a, b):
@@ -52,8 +52,9 @@ def test_compare_edge_cases_are_json_safe():
     assert m["cosine"] == 0.0 and m["snr_db"] is None and m["rel_err"] is None
     same = check.compare(np.arange(4.0), np.arange(4.0))
     assert same["snr_db"] is None and same["rel_err"] == 0.0 and same["cosine"] == 1.0
-    with pytest.raises(ValueError, match="sizes differ"):
-        check.compare(np.ones(3), np.ones(4))
+    with pytest.raises(NNBuildError, match=r"^det: float and quantized results differ in size\. "
+                                           r"Expected 3 elements, got 4\."):
+        check.compare(np.ones(3), np.ones(4), where="det")
 
 
 def test_aggregate_mean_min_max():

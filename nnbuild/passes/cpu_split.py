@@ -10,6 +10,24 @@ PriorBox reads only the *shapes* of its bottoms (the feature map and the image),
 values. Such "shape-only" bottoms do not become NNIE outputs (that would make NNIE write a whole
 feature map nobody reads); they are CPU inputs listed in ``ctx.cpu_split["shape_only"]``, and
 ``run_split`` feeds zeros of the declared shape for them.
+
+Which layers move, and why the split stays minimal:
+
+1. Layers NNIE cannot run, and everything reading their results (forced).
+2. ``layers: [...]``: layers the recipe names, and everything reading their results.
+3. ``lint_tail: true`` (the default): an NNIE-side layer that lint rejects (an "error" finding,
+   nnie-facts.md §5) moves too when *all* its results flow only into CPU layers (the "tail" of a
+   branch that ends on the CPU), together with everything downstream of it. Repeated until no such
+   layer is left. A rejected layer whose result is also an NNIE output, or feeds NNIE layers, stays:
+   moving it would drag NNIE work onto the CPU, so lint keeps reporting it.
+
+Rule 3 is what an NNIE port of an SSD does by hand. YuFaceDetect's confidence head is
+``Concat -> Reshape (1, -1, 2) -> Softmax -> Flatten -> DetectionOutput``: the 3-D Reshape is
+illegal on NNIE (Reshape must be 4-D with dim 0 first, nnie-facts §5), and all three layers only
+feed DetectionOutput, so they run on the CPU and NNIE returns the concatenated ``mbox_conf``
+logits (HiSilicon's own SSD sample also does the softmax in software). The box branch
+(Permute (0,2,3,1), Flatten, Concat) is legal and stays on NNIE. Warnings (e.g. Normalize) never
+move a layer: they may compile.
 """
 
 from __future__ import annotations
@@ -26,8 +44,8 @@ from nnbuild.passes.changes import Changes
 SHAPE_ONLY_TYPES = ("PriorBox",)  # SSD Caffe PriorBoxLayer::Forward_cpu reads bottom shapes only
 
 
-def cpu_layers(graph: Graph, extra_types=()) -> set[str]:
-    """Names of the layers that must run on the CPU: unsupported ones and all they feed."""
+def cpu_layers(graph: Graph, extra_types=(), names=()) -> set[str]:
+    """Names of the layers that must run on the CPU: unsupported ones, ``names``, all they feed."""
     from nnbuild.lint import runs_on_cpu
 
     cpu: set[str] = set()
@@ -35,11 +53,46 @@ def cpu_layers(graph: Graph, extra_types=()) -> set[str]:
     for layer in graph.layers:
         if layer.type == "Input":
             continue
-        if runs_on_cpu(layer) or layer.type in extra_types or any(
+        if runs_on_cpu(layer) or layer.type in extra_types or layer.name in names or any(
                 b in cpu_blobs for b in layer.bottoms):
             cpu.add(layer.name)
             cpu_blobs.update(layer.tops)
     return cpu
+
+
+def cpu_bound(graph: Graph, cpu: set[str]) -> set[str]:
+    """NNIE-side layers whose every result is read, and read only by CPU layers (transitively)."""
+    consumers = graph.consumers()
+    bound: set[str] = set()
+    for layer in reversed(graph.layers):  # file order is execution order: readers come later
+        if layer.name in cpu or layer.type == "Input":
+            continue
+        readers = [c for top in layer.tops for c in consumers.get(top, [])]
+        if readers and all(len(consumers.get(t, [])) for t in layer.tops) and all(
+                c.name in cpu or c.name in bound for c in readers):
+            bound.add(layer.name)
+    return bound
+
+
+def _lint_tail(graph: Graph, cpu: set[str], chip: str) -> list[str]:
+    """Grow ``cpu`` by the lint-rejected tail layers (rule 3 of the module docstring).
+
+    Returns:
+        The rejected layers that were moved (their downstream layers are moved with them).
+    """
+    from nnbuild.lint import lint
+
+    moved: list[str] = []
+    while True:
+        nnie = graph.copy()
+        nnie.layers = [la for la in nnie.layers if la.name not in cpu]
+        rejected = {f.layer for f in lint(nnie, chip) if f.severity == "error"}
+        bound = cpu_bound(graph, cpu)
+        new = [la.name for la in graph.layers if la.name in rejected and la.name in bound]
+        if not new:
+            return moved
+        moved += new
+        cpu |= cpu_layers(graph, names=set(cpu) | set(new))
 
 
 def _crossing(graph: Graph, cpu: set[str]) -> tuple[list[str], list[str]]:
@@ -65,21 +118,31 @@ def _cpu_graph(graph: Graph, cpu: set[str], inputs: list[str], shapes: dict) -> 
 
 
 @register_pass("cpu_split")
-def cpu_split(graph: Graph, ctx: PassContext, *, types=()) -> tuple[Graph, Changes]:
+def cpu_split(graph: Graph, ctx: PassContext, *, types=(), layers=(), lint_tail=True
+              ) -> tuple[Graph, Changes]:
     """Keep the NNIE part; put the CPU part in ``ctx.cpu_graph`` (see module docstring).
 
     Args:
         graph: the network.
         ctx: receives ``cpu_graph`` and ``cpu_split`` (crossing blobs, shape-only inputs).
         types: further layer types to run on the CPU.
+        layers: further layer names to run on the CPU (with everything they feed).
+        lint_tail: also move lint-rejected layers that only feed the CPU part (rule 3).
     """
     from nnbuild.shapes import infer_shapes
 
-    cpu = cpu_layers(graph, tuple(types))
+    known = {la.name for la in graph.layers}
+    for name in layers:
+        if name not in known:
+            raise PassError("pass cpu_split", f"no layer {name!r} to move to the CPU",
+                            expected="a layer of the network", got=name,
+                            hint="check the name in cpu_split.layers against the prototxt")
+    cpu = cpu_layers(graph, tuple(types), set(layers))
     changes = Changes()
     if not cpu:
         ctx.cpu_graph, ctx.cpu_split = None, {}
         return graph.copy(), changes
+    moved = _lint_tail(graph, cpu, ctx.chip or "hi3516dv300") if lint_tail else []
     values, shape_only = _crossing(graph, cpu)
     if not [la for la in graph.layers if la.name not in cpu and la.type != "Input"]:
         raise PassError("pass cpu_split", "nothing is left for NNIE", got=f"all {len(cpu)} "
@@ -89,12 +152,13 @@ def cpu_split(graph: Graph, ctx: PassContext, *, types=()) -> tuple[Graph, Chang
     g.layers = [la for la in g.layers if la.name not in cpu]
     ctx.cpu_graph = _cpu_graph(graph, cpu, values + shape_only, shapes)
     ctx.cpu_split = {"values": values, "shape_only": shape_only,
-                     "nnie_outputs": list(g.outputs)}
+                     "nnie_outputs": list(g.outputs), "lint_moved": moved}
     for layer in graph.layers:
         if layer.name in cpu:
             changes.remove(layer.name)
     changes.notes.update({"cpu_layers": len(cpu), "cut_blobs": [graph.caffe_name(b) for b in values],
-                          "shape_only": [graph.caffe_name(b) for b in shape_only]})
+                          "shape_only": [graph.caffe_name(b) for b in shape_only],
+                          "lint_moved": moved})
     return g, changes
 
 

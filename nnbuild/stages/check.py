@@ -18,6 +18,7 @@ import pathlib
 
 NAME = "check"
 NEEDS = ("patch", "calibrate", "map")
+USES_NAME = True  # the recipe name is in the outputs (see runner.key_doc)
 READS = ("input", "quant", "target", "check")
 CODE = ("nnbuild.stages.check", "nnbuild.check", "nnbuild.check_report",
         "nnbuild.check_image", "nnbuild.suggest", "nnbuild.tasks", "nnbuild.nnie",
@@ -25,7 +26,8 @@ CODE = ("nnbuild.stages.check", "nnbuild.check", "nnbuild.check_report",
 GROUP = "check"
 TRUTH = "ground_truth"
 # Bump when the per-image result format changes: it is part of every scratch cache key.
-IMAGE_RESULT_VERSION = 1
+# 2: split models compare the NNIE outputs and fixed-size CPU outputs, not DetectionOutput rows.
+IMAGE_RESULT_VERSION = 2
 
 
 def external_inputs(recipe: dict) -> dict[str, list]:
@@ -128,7 +130,7 @@ def compute(ctx, jobs: list, keys: list[str]) -> list[dict]:
     """Per-image results: cached ones from ``ctx.scratch``, the rest over a process pool."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from nnbuild.check_image import check_image, check_image_safe, raise_error
+    from nnbuild.check_image import check_image_safe, raise_error
 
     results: list[dict | None] = [None] * len(jobs)
     todo = []
@@ -149,7 +151,9 @@ def compute(ctx, jobs: list, keys: list[str]) -> list[dict]:
 
     if workers <= 1:
         for i in ctx.progress(todo, total=len(todo), desc="check"):
-            store(i, check_image(jobs[i]))
+            result = check_image_safe(jobs[i])
+            raise_error(result)  # both paths report errors the same way: one line
+            store(i, result)
     elif todo:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(check_image_safe, jobs[i]): i for i in todo}

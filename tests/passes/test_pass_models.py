@@ -118,8 +118,15 @@ def test_yufacedetect_split_reproduces_detections():
     ctx = PassContext(input_shape=(1, 3, 240, 320))
     nnie, _ = run_passes(g, ["set_input_shape", "drop_layers", "cpu_split"], context=ctx)
     cpu = ctx.cpu_graph
-    assert {la.type for la in cpu.layers} == {"PriorBox", "Concat", "DetectionOutput"}
-    assert not {"PriorBox", "DetectionOutput"} & {la.type for la in nnie.layers}
+    # The conf head's 3-D Reshape (illegal on NNIE) and the Softmax/Flatten after it only feed
+    # DetectionOutput, so they run on the CPU; the box branch stays on NNIE.
+    assert [la.name for la in cpu.layers] == [
+        *(f"conv{k}_3_norm_mbox_priorbox" for k in (3, 4, 5, 6)), "mbox_priorbox",
+        "mbox_conf_reshape", "mbox_conf_softmax", "mbox_conf_flatten", "detection_out"]
+    assert ctx.cpu_split["lint_moved"] == ["mbox_conf_reshape"]
+    assert [nnie.caffe_name(b) for b in nnie.outputs] == ["mbox_loc", "mbox_conf"]
+    assert not [f for f in lint(nnie, "hi3516dv300") if f.severity == "error"]
+    assert {f.rule for f in lint(nnie, "hi3516dv300")} == {"normalize"}  # warnings only
     assert sorted(ctx.cpu_split["shape_only"])[0] == "conv3_3_norm"
     x = {"data": load_tensor(PHOTOS[0], (1, 3, 240, 320), color="BGR", mean=(104, 117, 123))}
     ref = run(g, x)["detection_out"]
