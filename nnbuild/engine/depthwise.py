@@ -36,7 +36,7 @@ def padded(x: np.ndarray, pad: Pair) -> np.ndarray:
 # Banded GEMM while the input is at most this many kernel widths wide: its extra MACs (W / kw
 # times the direct count) stay cheaper than numpy's per-tap passes (measured: 56x56 1.1x faster,
 # 80x80 1.7x slower).
-_BAND_MAX_RATIO = 20
+_BAND_MAX_RATIO = 15
 
 
 def depthwise(x: np.ndarray, weight: np.ndarray, *, stride: Pair, pad: Pair, dilation: Pair,
