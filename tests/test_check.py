@@ -98,3 +98,17 @@ def test_gate_and_explanation():
     with pytest.raises(CheckFailed, match=r"check retinaface-640: min_output_cosine: 3 gate "
                                           r"threshold\(s\) missed. Expected >= 0.9 on bbox8"):
         raise err
+
+
+def test_dynamic_blobs_are_detection_outputs_and_what_follows():
+    from conftest import MODELS
+    from nnbuild.caffe import io
+
+    yu = MODELS / "yufacedetect-v1" / "yufacedetectnet-open-v1.prototxt"
+    graph = io.load(yu).graph
+    assert check.dynamic_blobs(graph) == {"detection_out"}
+    tail = graph.layer("detection_out").copy()
+    tail.name, tail.type = "after", "Flatten"
+    tail.bottoms, tail.tops = ["detection_out"], ["after"]
+    graph.layers.append(tail)
+    assert check.dynamic_blobs(graph) == {"detection_out", "after"}
