@@ -2,8 +2,10 @@
 
 The CPU part (PriorBox/DetectionOutput, run by the float engine on the NNIE part's outputs) ends in
 a ``(1, 1, N, 7)`` blob of ``[image, label, score, x1, y1, x2, y2]`` rows with coordinates relative
-to the input (Caffe SSD's DetectionOutput). ``check.task_args``: ``output`` (default
-``detection_out``), ``score_threshold`` (default 0.5).
+to the input (Caffe SSD's DetectionOutput). Its row count depends on the data (float and quantized
+keep different numbers of detections), so the check stage never compares it element-wise
+(``nnbuild.check.dynamic_blobs``): this task matches the detections instead.
+``check.task_args``: ``output`` (default ``detection_out``), ``score_threshold`` (default 0.5).
 """
 
 from __future__ import annotations
