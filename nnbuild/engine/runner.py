@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -10,8 +9,9 @@ import numpy as np
 from nnbuild.engine import blas, conv, fusion, heap
 from nnbuild.engine.activation import leaky_inplace, prelu_slope
 from nnbuild.engine.denormal import flushed
+from nnbuild.engine.plan import Plan, plan_for, unsupported
 from nnbuild.engine.registry import ADAPTERS, SOURCE_TYPES
-from nnbuild.errors import GraphError, ModelError, UnsupportedLayerError
+from nnbuild.errors import ModelError
 
 OnBlob = Callable[[Any, str, np.ndarray], "np.ndarray | None"]
 
@@ -37,7 +37,7 @@ def run_layer(layer, inputs: Sequence[np.ndarray], weights: Sequence[np.ndarray]
     """
     adapter = ADAPTERS.get(layer.type)
     if adapter is None:
-        raise _unsupported(layer)
+        raise unsupported(layer)
     param = layer.param if layer.param is not None else _default_param()
     blobs = [flushed(b) for b in (layer.blobs if weights is None else weights)]
     where = f"layer {layer.name!r} ({layer.type})"
@@ -57,42 +57,13 @@ def run_layer(layer, inputs: Sequence[np.ndarray], weights: Sequence[np.ndarray]
     return [np.asarray(out, dtype=np.float32) for out in outs]
 
 
-def _unsupported(layer) -> UnsupportedLayerError:
-    return UnsupportedLayerError(
-        f"layer {layer.name!r}", f"layer type {layer.type!r} is not supported by the float engine",
-        expected="one of " + ", ".join(sorted(ADAPTERS)), got=layer.type,
-        hint="remove or replace the layer (or split it off to the CPU side)")
-
-
-def _plan(graph, feeds: Mapping[str, np.ndarray], keep) -> tuple[list, set[str] | None]:
-    """Check everything that can be checked before running; return (layers, kept blobs)."""
-    by_name = {layer.name: layer for layer in graph.layers}
-    layers = [by_name[n] for n in graph.toposort_names()]
-    for layer in layers:
-        if layer.type not in ADAPTERS and layer.type not in SOURCE_TYPES:
-            raise _unsupported(layer)
+def _check_feeds(graph, feeds: Mapping[str, np.ndarray]) -> None:
     missing = [b for b in graph.inputs if b not in feeds]
     unknown = [b for b in feeds if b not in graph.inputs]
     if missing or unknown:
         raise ModelError("feeds", "the fed blobs do not match the network inputs",
                          expected=sorted(graph.inputs), got=sorted(feeds),
                          hint="feed exactly the network's input blobs by name")
-    produced = set(graph.inputs) | {t for layer in layers for t in layer.tops}
-    for layer in layers:
-        for bottom in layer.bottoms:
-            if bottom not in produced:
-                raise GraphError(f"layer {layer.name!r}",
-                                 f"bottom {graph.caffe_name(bottom)!r} is produced by no layer",
-                                 hint="check the spelling, or add the producing layer")
-    if keep == "all":
-        return layers, None
-    kept = set(keep or ())
-    absent = sorted(kept - produced)
-    if absent:
-        raise ModelError("keep", "asked to keep blobs the network does not have",
-                         expected="blob names of the graph (SSA names)", got=absent[:5],
-                         hint="list blobs with `nnbuild inspect`; in-place versions are blob@k")
-    return layers, kept | set(graph.outputs)
 
 
 def _as_input(name: str, array: np.ndarray, on_blob: OnBlob | None) -> np.ndarray:
@@ -123,25 +94,20 @@ def run(graph, feeds: Mapping[str, np.ndarray], keep: Iterable[str] | str | None
         UnsupportedLayerError: before anything runs, naming the first unsupported layer.
         ModelError / GraphError: wrong feeds, unknown ``keep`` blobs, or a failing layer.
     """
-    layers, kept = _plan(graph, feeds, keep)
+    plan = plan_for(graph, keep, hooked=on_blob is not None)
+    _check_feeds(graph, feeds)
     heap.keep_freed_memory()  # see nnbuild/engine/heap.py: page faults cost ~20% otherwise
     with blas.limited(1):  # see nnbuild/engine/blas.py for the measurement behind this
-        return _execute(graph, layers, kept, feeds, weights or {}, on_blob)
+        return _execute(graph, plan, feeds, weights or {}, on_blob)
 
 
-def _execute(graph, layers, kept, feeds, weights, on_blob) -> dict[str, np.ndarray]:
-    """The execution loop of ``run`` (arguments already checked by ``_plan``)."""
-    last_read = {b: i for i, layer in enumerate(layers) for b in layer.bottoms}
-    readers = collections.Counter(b for layer in layers for b in layer.bottoms)
-    groups = fusion.plan(layers, kept, readers) if on_blob is None else {}
+def _execute(graph, plan: Plan, feeds, weights, on_blob) -> dict[str, np.ndarray]:
+    """The execution loop of ``run`` (arguments already checked)."""
     blobs = {name: _as_input(name, feeds[name], on_blob) for name in graph.inputs}
-    i = 0
-    while i < len(layers):
-        layer = layers[i]
-        size = groups.get(i, 1)
-        done = layers[i:i + size]
-        if size > 1:
-            _run_group(done, blobs, weights)
+    for step in plan.steps:
+        layer = step.layers[0]
+        if len(step.layers) > 1:
+            _run_group(step.layers, blobs, weights, plan.geometry)
         elif layer.type not in SOURCE_TYPES:
             outs = run_layer(layer, [blobs[b] for b in layer.bottoms], weights.get(layer.name))
             for top, arr in zip(layer.tops, outs):
@@ -149,15 +115,13 @@ def _execute(graph, layers, kept, feeds, weights, on_blob) -> dict[str, np.ndarr
                     replaced = on_blob(layer, top, arr)
                     arr = arr if replaced is None else np.asarray(replaced, dtype=np.float32)
                 blobs[top] = arr
-        i += size
-        if kept is not None:  # free what no later layer reads and nobody asked for
-            for blob in {b for d in done for b in (*d.bottoms, *d.tops)}:
-                if last_read.get(blob, -1) < i and blob not in kept:
-                    blobs.pop(blob, None)
+        for blob in step.free:  # what no later layer reads and nobody asked for
+            blobs.pop(blob, None)
+    kept = plan.kept
     return blobs if kept is None else {b: a for b, a in blobs.items() if b in kept}
 
 
-def _run_group(group, blobs, weights) -> None:
+def _run_group(group, blobs, weights, geometry) -> None:
     """A fused group (see nnbuild/engine/fusion.py) as one step.
 
     Only the group's last top is stored: ``fusion.plan`` made sure nobody reads the others.
@@ -167,7 +131,7 @@ def _run_group(group, blobs, weights) -> None:
     if len(core) == 1:
         out = run_layer(core[0], [blobs[core[0].bottoms[0]]], weights.get(core[0].name))[0]
     else:
-        out = _affine_core(core, blobs, weights)
+        out = _affine_core(core, blobs, weights, geometry)
     if act is not None:
         out = _activate_inplace(act, out, weights)
     blobs[group[-1].tops[0]] = out
@@ -185,7 +149,7 @@ def _activate_inplace(act, x: np.ndarray, weights) -> np.ndarray:
     return leaky_inplace(x, prelu_slope(x, act_blobs[0], shared))
 
 
-def _affine_core(core, blobs, weights) -> np.ndarray:
+def _affine_core(core, blobs, weights, geometry) -> np.ndarray:
     """[Convolution,] BatchNorm, Scale: the convolution with folded weights, or ``x * a + b``."""
     *head, bn, scale = core
     first = core[0]
@@ -201,7 +165,11 @@ def _affine_core(core, blobs, weights) -> np.ndarray:
     a, b = fusion.cached_affine(bn, scale, bn_blobs, sc_blobs, channels)
     if head:
         try:
-            return conv.run_folded(first.param, x, fusion.cached_fold(first, conv_blobs, a, b))
+            folded = fusion.cached_fold(first, conv_blobs, a, b)
+            geo = geometry.get(first.name)
+            if geo is None:
+                return conv.run_folded(first.param, x, folded)
+            return conv.convolution(x, *folded, **geo)
         except ModelError as err:
             raise type(err)(f"layer {first.name!r} ({first.type})", err.what,
                             expected=err.expected, got=err.got, hint=err.hint) from None
