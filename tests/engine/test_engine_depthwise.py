@@ -40,6 +40,8 @@ def dw_ref(x, w, stride, pad, dil):
     ((1, 5, 7, 7), (7, 7), (1, 1), (0, 0), (1, 1)),      # MobileFaceNet's global 7x7 (GDC)
     ((1, 4, 12, 10), (3, 2), (1, 2), (2, 1), (2, 1)),    # asymmetric kernel, dilation, pad
     ((1, 3, 5, 6), (3, 3), (1, 1), (4, 3), (1, 1)),      # pad wider than the kernel
+    ((1, 4, 28, 28), (3, 3), (1, 1), (1, 1), (1, 1)),    # 2 tiles of 14 columns
+    ((1, 4, 40, 38), (3, 3), (2, 2), (1, 1), (1, 1)),    # 19 columns: one 14-wide tile + rest
 ])
 def test_banded_path_matches_formula(shape, k, stride, pad, dil):
     x, w = rand(*shape), rand(shape[1], 1, *k)
@@ -51,12 +53,10 @@ def test_banded_path_matches_formula(shape, k, stride, pad, dil):
 
 def test_band_matrix_places_each_weight_on_its_diagonal():
     w = rand(2, 1, 3, 3)
-    band = dw.band_matrix(w, 6, 2, 1, 1, 3).reshape(2, 3, 6, 3)
-    expected = np.zeros((2, 3, 6, 3), np.float32)
-    for c, i, j, xo in np.ndindex(2, 3, 3, 3):
-        col = 2 * xo + j - 1
-        if 0 <= col < 6:
-            expected[c, i, col, xo] = w[c, 0, i, j]
+    band = dw.band_matrix(w, 2, 1, 3, 7).reshape(2, 3, 7, 3)  # stride 2, 3 columns per tile
+    expected = np.zeros((2, 3, 7, 3), np.float32)
+    for c, i, j, u in np.ndindex(2, 3, 3, 3):
+        expected[c, i, 2 * u + j, u] = w[c, 0, i, j]
     np.testing.assert_array_equal(band, expected)
 
 
