@@ -45,15 +45,21 @@ def main() -> int:
     print(f"python -c 'import doit, yaml': {base * 1000:.0f} ms (median of {args.runs})")
     print(f"no-op doit build {args.recipe}: {noop * 1000:.0f} ms = {noop / base:.2f}x (target <= 2x)")
     with tempfile.TemporaryDirectory() as tmp:
+        # 50 recipes: the benchmarked one plus 49 small MTCNN P-Net variants (the doit/recipe
+        # overhead is what is measured, not the stages). The main cache is shared, so the
+        # benchmarked recipe restores instead of building again.
         proj = pathlib.Path(tmp)
         text = (ROOT / "pyproject.toml").read_text()
         (proj / "pyproject.toml").write_text(text[text.index("[tool.doit]"):])
-        shutil.copytree(ROOT / "recipes", proj / "recipes")
+        shutil.copytree(ROOT / "recipes" / "_base", proj / "recipes" / "_base")
+        shutil.copytree(ROOT / "recipes" / "_data", proj / "recipes" / "_data")
         source = (ROOT / "recipes" / f"{args.recipe}.yaml").read_text()
-        for index in range(50 - len(list((proj / "recipes").glob("*.yaml")))):
+        (proj / "recipes" / f"{args.recipe}.yaml").write_text(source)
+        pnet = (ROOT / "recipes" / "mtcnn-pnet.yaml").read_text()
+        for index in range(49):
             (proj / "recipes" / f"bench-{index:02d}.yaml").write_text(
-                source + f"\ncalibration: {{count: {1 + index % 16}}}\n")
-        env50 = dict(env)
+                pnet + f"\ncalibration: {{count: {2 + index % 8}}}\n")
+        env50 = dict(env, NNBUILD_CACHE=env.get("NNBUILD_CACHE") or str(ROOT / "cache"))
         subprocess.run([py, "-m", "doit", "build"], cwd=proj, env=env50, check=True,
                        capture_output=True)
         listing = timed([py, "-m", "doit", "list"], proj, env50, args.runs)
@@ -68,7 +74,8 @@ def main() -> int:
         start = time.perf_counter()
         subprocess.run([py, "-m", "doit", "build", args.recipe], cwd=proj, env=env50, check=True,
                        capture_output=True)
-        print(f"revert restore: {(time.perf_counter() - start) * 1000:.0f} ms (target < 2000 ms)")
+        print(f"revert restore of {args.recipe}: {(time.perf_counter() - start) * 1000:.0f} ms "
+              f"(target < 2000 ms)")
     return 0
 
 

@@ -103,10 +103,16 @@ def build(ctx, jobs: Sequence, results: Sequence[dict], hashes: dict[str, str]) 
     per_image = [r["task"] for r in results]
     task = {"name": job.task, "metrics": task_cls.summarize(per_image, job.task_args),
             "per_image": per_image}
-    first = check.first_divergent(layers, spec.get("min_layer_cosine", DEFAULT_MIN_LAYER_COSINE))
-    first_cos = next((e["accumulated"]["cosine"] for e in layers if e["layer"] == first), None)
+    # Two thresholds on the accumulated layer cosine: min_layer_cosine gates the build;
+    # divergence_cosine (default: the same value) only names the first divergent layer in the
+    # report, so a passing build can still show where quantization error starts to build up.
+    min_layer = spec.get("min_layer_cosine", DEFAULT_MIN_LAYER_COSINE)
+    first = check.first_divergent(layers, spec.get("divergence_cosine", min_layer))
+    gated = check.first_divergent(layers, min_layer)
+    gated_cos = next((e["accumulated"]["cosine"] for e in layers if e["layer"] == gated), None)
     rules, thresholds = gate_rules(spec, outputs, task_cls, task["metrics"],
-                                   None if first is None else (first, first_cos))
+                                   None if gated is None else (gated, gated_cos))
+    thresholds["divergence_cosine"] = spec.get("divergence_cosine", min_layer)
     failures = check.gate(rules)
     ranking = []
     if job.mode != "int16" and failures:  # the explanation names the top three

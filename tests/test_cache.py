@@ -163,6 +163,12 @@ def test_recorded_failure_is_cached_and_raised_again(tmp_path, monkeypatch):
             os.remove(pipe.marker_path(rec.name, "gate")) if calls else None
             pipe.build(rec, "gate")
     assert calls == [1] and (pipe.cache.out_dir("pnet", "gate") / "report.json").exists()
+    # With the marker of the failed build in place, the stage is still not "current": the next
+    # build (and doit's uptodate) raises the recorded failure again without running the stage.
+    assert not pipe.is_current(rec, "gate")
+    with pytest.raises(NNBuildError, match="cosine too low"):
+        pipe.build(rec, "gate")
+    assert calls == [1]
 
 
 def test_gc_lru_and_unreferenced_files(tmp_path):

@@ -173,8 +173,10 @@ class Pipeline:
         return marker if self.outputs_intact(recipe.name, stage, marker) else None
 
     def is_current(self, recipe: Recipe, stage: str) -> bool:
-        """The no-op check: key unchanged and outputs in place."""
-        return self.current_marker(recipe, stage) is not None
+        """The no-op check: key unchanged, outputs in place, and no recorded gate failure (a
+        failed gate must fail every build until something changes, so it is never "current")."""
+        marker = self.current_marker(recipe, stage)
+        return marker is not None and not marker.get("failed")
 
     # -- execution -----------------------------------------------------------------------------
     def build(self, recipe: Recipe, stage: str) -> str:
@@ -290,7 +292,7 @@ class Pipeline:
             st = os.stat(target / name)
             stat[name] = [st.st_size, st.st_mtime_ns]
         marker = {"key": entry["key"], "doc": entry["doc"], "labels": entry.get("labels", {}),
-                  "outputs": entry["outputs"], "stat": stat,
+                  "outputs": entry["outputs"], "stat": stat, "failed": bool(entry.get("failure")),
                   "dist": self._to_dist(recipe, stage, target, entry)}
         write_json_atomic(self.marker_path(recipe.name, stage), marker, self.cache)
 
