@@ -8,13 +8,32 @@ from nnbuild.engine.registry import register
 from nnbuild.errors import ModelError
 
 
+_UNIT: dict[tuple, tuple[np.ndarray, bool]] = {}
+
+
+def _unit_range(slope) -> bool:
+    """Whether every slope is in [0, 1]; memoised for read-only arrays (PReLU weight blobs)."""
+    if not isinstance(slope, np.ndarray) or slope.size < 16 or slope.flags.writeable:
+        return bool(np.all((slope >= 0) & (slope <= 1)))
+    # prelu_slope's reshape is a new view each call: key on the memory it shows
+    key = (slope.__array_interface__["data"][0], slope.shape, slope.strides)
+    hit = _UNIT.get(key)
+    if hit is not None:
+        return hit[1]
+    if len(_UNIT) > 1024:  # slopes of many graphs: start over rather than grow forever
+        _UNIT.clear()
+    result = bool(np.all((slope >= 0) & (slope <= 1)))
+    _UNIT[key] = (slope, result)  # holds the view, so its memory is not reused while cached
+    return result
+
+
 def _leaky(x: np.ndarray, slope) -> np.ndarray:
     """``x if x > 0 else slope * x`` with a scalar or broadcast ``slope``.
 
     For slopes in [0, 1] this equals ``max(x, slope * x)``: two passes over the blob instead of
     four (the common case: PReLU slopes are learned fractions).
     """
-    if np.all((slope >= 0) & (slope <= 1)):
+    if _unit_range(slope):
         out = np.multiply(x, slope, dtype=np.float32)
         return np.maximum(out, x, out=out)
     # Caffe's own formula; np.where with a broadcast slope is ~5x slower than these 4 passes.
@@ -34,7 +53,7 @@ def relu(x: np.ndarray, *, negative_slope: float = 0.0) -> np.ndarray:
 
 def leaky_inplace(x: np.ndarray, slope) -> np.ndarray:
     """``_leaky`` written into ``x`` (which the caller owns and nobody else reads)."""
-    if np.all((slope >= 0) & (slope <= 1)):
+    if _unit_range(slope):
         return np.maximum(x, np.multiply(x, slope, dtype=np.float32), out=x)
     neg = np.minimum(x, np.float32(0))
     neg *= slope

@@ -23,6 +23,11 @@ def eltwise(*inputs: np.ndarray, operation: int = SUM,
                          expected="equal shapes", got=[x.shape for x in inputs],
                          hint="Eltwise does not broadcast; check the branches' sizes")
     if operation == SUM:
+        if not coeff and len(inputs) > 1:  # the residual add: one pass, no copy first
+            out = np.add(inputs[0], inputs[1])
+            for x in inputs[2:]:
+                out += x
+            return out
         weights = [np.float32(c) for c in coeff] or [None] * len(inputs)
         out = inputs[0] * weights[0] if weights[0] is not None else inputs[0].copy()
         for x, c in zip(inputs[1:], weights[1:]):
