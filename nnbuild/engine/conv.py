@@ -49,8 +49,9 @@ def convolution(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = Non
               conv_out_size(w, kw, stride[1], pad[1], dilation[1]))
     if kh == kw == 1 and stride == (1, 1) and group == 1 and pad == (0, 0):
         out = np.matmul(weight.reshape(o, c), x.reshape(n, c, h * w)).reshape(n, o, h, w)
-    elif group == c == o:
-        out = depthwise(x, weight, stride=stride, pad=pad, dilation=dilation, out_hw=out_hw)
+    elif group == c == o:  # the bias goes into the depthwise GEMMs themselves
+        return depthwise(x, weight, bias, stride=stride, pad=pad, dilation=dilation,
+                         out_hw=out_hw)
     else:
         out = _im2col_conv(padded(x, pad), weight, (kh, kw), stride, dilation, out_hw, group)
     if bias is not None:

@@ -42,13 +42,14 @@ def padded(x: np.ndarray, pad: Pair) -> np.ndarray:
 _BAND_MAX_RATIO = 20
 
 
-def depthwise(x: np.ndarray, weight: np.ndarray, *, stride: Pair, pad: Pair, dilation: Pair,
-              out_hw: Pair) -> np.ndarray:
-    """Caffe depthwise convolution of ``x`` (N, C, H, W) with ``weight`` (C, 1, kh, kw), no bias.
+def depthwise(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, *,
+              stride: Pair, pad: Pair, dilation: Pair, out_hw: Pair) -> np.ndarray:
+    """Caffe depthwise convolution of ``x`` (N, C, H, W) with ``weight`` (C, 1, kh, kw) + ``bias``.
 
     Args:
         x: the input, float32.
         weight: one kh x kw kernel per channel.
+        bias: (C,) or None.
         stride, pad, dilation: (h, w) pairs as in Caffe.
         out_hw: the output size (Caffe's floor formula), computed by the caller.
 
@@ -57,15 +58,23 @@ def depthwise(x: np.ndarray, weight: np.ndarray, *, stride: Pair, pad: Pair, dil
     """
     kernel = weight.shape[2:]
     if x.shape[3] <= _BAND_MAX_RATIO * kernel[1]:
-        return _depthwise_banded(x, weight, stride, pad, dilation, out_hw)
+        return _depthwise_banded(x, weight, bias, stride, pad, dilation, out_hw)
     xp = padded(x, pad)
     if out_hw[0] * out_hw[1] > _DW_GEMV_MAX:
-        return _depthwise_slices(xp, weight, kernel, stride, dilation, out_hw)
-    return _depthwise_gemv(xp, weight, kernel, stride, dilation, out_hw)
+        out = _depthwise_slices(xp, weight, kernel, stride, dilation, out_hw)
+    else:
+        out = _depthwise_gemv(xp, weight, kernel, stride, dilation, out_hw)
+    if bias is not None:
+        out += bias.reshape(1, -1, 1, 1)
+    return out
 
 
-def _depthwise_banded(x, weight, stride, pad, dilation, out_hw) -> np.ndarray:
-    """Depthwise conv as C GEMMs ``rows (Ho*T, kh*Q) @ band (kh*Q, Wt)`` (see the module doc)."""
+def _depthwise_banded(x, weight, bias, stride, pad, dilation, out_hw) -> np.ndarray:
+    """Depthwise conv as C GEMMs ``rows (Ho*T, kh*Q + 1) @ band (kh*Q + 1, Wt)``.
+
+    See the module doc; the last column of ``rows`` is all ones and the band's last row holds
+    the bias, so the bias costs no pass over the output.
+    """
     n, c, h, w = x.shape
     kh, kw = weight.shape[2:]
     ho, wo = out_hw
@@ -73,14 +82,16 @@ def _depthwise_banded(x, weight, stride, pad, dilation, out_hw) -> np.ndarray:
     tiles = -(-wo // wt)
     q = stride[1] * (wt - 1) + dilation[1] * (kw - 1) + 1  # padded input columns of one tile
     xpad, rows, view = _buffers((c, h, w, kh, ho, tiles, wt, q, stride, pad, dilation))
-    band = _cached_band(weight, stride[1], dilation[1], wt, q)
+    band = _cached_band(weight, bias, stride[1], dilation[1], wt, q)
+    windows = rows[:, :, :, :kh * q].reshape(c, ho, tiles, kh, q)
     out = np.empty((n, c, ho, wo), dtype=np.float32)
     wide = None if tiles * wt == wo else np.empty((c, ho, tiles * wt), np.float32)
     for b in range(n):
         xpad[:, pad[0]:pad[0] + h, pad[1]:pad[1] + w] = x[b]
-        np.copyto(rows, view)
+        np.copyto(windows, view)
         dst = out[b] if wide is None else wide
-        np.matmul(rows.reshape(c, ho * tiles, kh * q), band, out=dst.reshape(c, ho * tiles, wt))
+        np.matmul(rows.reshape(c, ho * tiles, kh * q + 1), band,
+                  out=dst.reshape(c, ho * tiles, wt))
         if wide is not None:
             out[b] = wide[:, :, :wo]
     return out
@@ -98,37 +109,42 @@ def _tile_width(wo: int) -> int:
     return min(divisors, key=lambda t: abs(t - 14)) if divisors else 14
 
 
-def band_matrix(weight: np.ndarray, stride: int, dilation: int, wt: int, q: int) -> np.ndarray:
-    """(C, kh*Q, Wt): block i, column u holds ``weight[c, 0, i, j]`` at row ``s*u + d*j``.
+def band_matrix(weight: np.ndarray, bias: np.ndarray | None, stride: int, dilation: int,
+                wt: int, q: int) -> np.ndarray:
+    """(C, kh*Q + 1, Wt): block i, column u holds ``weight[c, 0, i, j]`` at row ``s*u + d*j``.
 
-    Row ``r`` of block i is column ``r`` of the tile's window of the padded input.
+    Row ``r`` of block i is column ``r`` of the tile's window of the padded input; the last row
+    is the bias (0 without one).
     """
     c, _, kh, kw = weight.shape
-    band = np.zeros((c, kh, q, wt), np.float32)
+    band = np.zeros((c, kh * q + 1, wt), np.float32)
+    blocks = band[:, :kh * q].reshape(c, kh, q, wt)
     u = np.arange(wt)
     for j in range(kw):
         # distinct (row, u) pairs within one j and across j (the row differs for a fixed u)
-        band[:, :, stride * u + dilation * j, u] = weight[:, 0, :, j][:, :, None]
-    return band.reshape(c, kh * q, wt)
+        blocks[:, :, stride * u + dilation * j, u] = weight[:, 0, :, j][:, :, None]
+    if bias is not None:
+        band[:, -1, :] = bias.reshape(c, 1)
+    return band
 
 
-_BANDS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+_BANDS: dict[tuple, tuple[tuple, np.ndarray]] = {}
 _BAND_BYTES = [0]
 # Bands of MobileFaceNet take ~3 MB; past this, start over rather than grow forever.
 _BAND_BYTES_MAX = 64 << 20
 
 
-def _cached_band(weight, stride, dilation, wt, q) -> np.ndarray:
-    """``band_matrix`` memoised on the identity of the (read-only) weight array."""
-    key = (id(weight), weight.shape, stride, dilation, wt, q)
+def _cached_band(weight, bias, stride, dilation, wt, q) -> np.ndarray:
+    """``band_matrix`` memoised on the identity of the (read-only) weight and bias arrays."""
+    key = (id(weight), id(bias), weight.shape, stride, dilation, wt, q)
     hit = _BANDS.get(key)
-    if hit is not None and hit[0] is weight:
+    if hit is not None and hit[0][0] is weight and hit[0][1] is bias:
         return hit[1]
-    band = band_matrix(weight, stride, dilation, wt, q)
+    band = band_matrix(weight, bias, stride, dilation, wt, q)
     if _BAND_BYTES[0] + band.nbytes > _BAND_BYTES_MAX:
         _BANDS.clear()
         _BAND_BYTES[0] = 0
-    _BANDS[key] = (weight, band)  # holds the weight, so its id stays unique while cached
+    _BANDS[key] = ((weight, bias), band)  # holds both, so their ids stay unique while cached
     _BAND_BYTES[0] += band.nbytes
     return band
 
@@ -142,7 +158,7 @@ def _buffers(geometry: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ``xpad`` (C, Hp, Wp) is the zero-padded input (wide enough for the last tile); only its
     interior is ever written, so the padding stays zero across calls. ``view`` is the
     (C, Ho, T, kh, Q) window of ``xpad`` read by output row y, tile t and kernel row i, and
-    ``rows`` the contiguous buffer it is copied to.
+    ``rows`` (C, Ho, T, kh*Q + 1) the buffer it is copied to, whose last column is all ones.
     """
     cache = getattr(_LOCAL, "buffers", None)
     if cache is None:
@@ -160,7 +176,9 @@ def _buffers(geometry: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                                dil[0] * wp * item, item))
     if len(cache) > 64:  # many geometries (e.g. a sweep over input sizes): start over
         cache.clear()
-    cache[geometry] = (xpad, np.empty((c, ho, tiles, kh, q), np.float32), view)
+    rows = np.empty((c, ho, tiles, kh * q + 1), np.float32)
+    rows[..., -1] = 1
+    cache[geometry] = (xpad, rows, view)
     return cache[geometry]
 
 

@@ -44,20 +44,25 @@ def dw_ref(x, w, stride, pad, dil):
     ((1, 4, 40, 38), (3, 3), (2, 2), (1, 1), (1, 1)),    # 19 columns: one 14-wide tile + rest
 ])
 def test_banded_path_matches_formula(shape, k, stride, pad, dil):
-    x, w = rand(*shape), rand(shape[1], 1, *k)
+    x, w, b = rand(*shape), rand(shape[1], 1, *k), rand(shape[1])
     assert shape[3] <= dw._BAND_MAX_RATIO * k[1]  # the banded path is the one under test
     got = convolution(x, w, stride=stride, pad=pad, dilation=dil, group=shape[1])
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, dw_ref(x, w, stride, pad, dil), rtol=1e-4, atol=1e-4)
+    with_bias = convolution(x, w, b, stride=stride, pad=pad, dilation=dil, group=shape[1])
+    np.testing.assert_allclose(with_bias, dw_ref(x, w, stride, pad, dil) + b[:, None, None],
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_band_matrix_places_each_weight_on_its_diagonal():
     w = rand(2, 1, 3, 3)
-    band = dw.band_matrix(w, 2, 1, 3, 7).reshape(2, 3, 7, 3)  # stride 2, 3 columns per tile
+    bias = rand(2)
+    band = dw.band_matrix(w, bias, 2, 1, 3, 7)  # stride 2, 3 columns per tile
     expected = np.zeros((2, 3, 7, 3), np.float32)
     for c, i, j, u in np.ndindex(2, 3, 3, 3):
         expected[c, i, 2 * u + j, u] = w[c, 0, i, j]
-    np.testing.assert_array_equal(band, expected)
+    np.testing.assert_array_equal(band[:, :-1].reshape(2, 3, 7, 3), expected)
+    np.testing.assert_array_equal(band[:, -1], np.repeat(bias[:, None], 3, axis=1))
 
 
 def test_reused_row_buffer_keeps_its_padding_zero():
@@ -72,11 +77,13 @@ def test_reused_row_buffer_keeps_its_padding_zero():
 
 def test_new_weights_are_not_served_an_old_band():
     x = rand(1, 3, 8, 8)
-    w1 = rand(3, 1, 3, 3)
-    w2 = w1 * 2
-    a = convolution(x, w1, pad=(1, 1), group=3)
-    b = convolution(x, w2, pad=(1, 1), group=3)
-    np.testing.assert_allclose(b, 2 * a, rtol=1e-5, atol=1e-5)
+    w1, b1 = rand(3, 1, 3, 3), rand(3)
+    w2, b2 = w1 * 2, b1 * 2
+    a = convolution(x, w1, b1, pad=(1, 1), group=3)
+    np.testing.assert_allclose(convolution(x, w2, b2, pad=(1, 1), group=3), 2 * a,
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(convolution(x, w1, b2, pad=(1, 1), group=3),
+                               a + b1[:, None, None], rtol=1e-5, atol=1e-5)
 
 
 def test_threads_do_not_share_row_buffers():
