@@ -117,8 +117,8 @@ def step_profile(name: str, runs: int, top: int) -> tuple[float, float, list]:
         kinds[i] = kind
         return result
 
-    runner._run_group = lambda layers, blobs, *a: timed(
-        _step_kind(layers, blobs), lambda: group(layers, blobs, *a))
+    runner._run_group = lambda step, blobs, *a: timed(
+        _step_kind(step.layers, blobs), lambda: group(step, blobs, *a))
     runner.run_layer = lambda lay, inputs, *a: timed(lay.type, lambda: layer(lay, inputs, *a))
     try:
         passes = []

@@ -99,13 +99,16 @@ _CACHE: dict[tuple[int, ...], tuple[list, tuple[np.ndarray, np.ndarray]]] = {}
 def cached_affine(bn, scale, bn_blobs, scale_blobs, channels: int):
     """``affine`` memoised on the identity of the (read-only) weight arrays."""
     arrays = [*bn_blobs, *scale_blobs]
-    key = tuple(id(a) for a in arrays) + (channels,)
+    bn_param = bn.param.batch_norm_param if bn.param is not None else None
+    scale_param = scale.param.scale_param if scale.param is not None else None
+    # the parameters that enter the result are part of the key: layers may be edited in place
+    key = tuple(id(a) for a in arrays) + (channels, len(arrays),
+                                          None if bn_param is None else float(bn_param.eps),
+                                          None if scale_param is None else scale_param.bias_term)
     hit = _CACHE.get(key)
     if hit is not None and all(r is a for r, a in zip(hit[0], arrays)):
         return hit[1]
-    result = affine(bn_blobs, bn.param.batch_norm_param if bn.param is not None else None,
-                    scale_blobs, scale.param.scale_param if scale.param is not None else None,
-                    channels)
+    result = affine(bn_blobs, bn_param, scale_blobs, scale_param, channels)
     if len(_CACHE) > 512:  # weights of many graphs: start over rather than grow forever
         _CACHE.clear()
     _CACHE[key] = (arrays, result)  # holds the arrays, so their ids stay unique while cached
@@ -118,13 +121,13 @@ _FOLDED: dict[tuple[int, ...], tuple[list, tuple[np.ndarray, np.ndarray]]] = {}
 def cached_fold(conv, conv_blobs: Sequence[np.ndarray], a: np.ndarray, b: np.ndarray):
     """Convolution weights and bias with the affine ``(a, b)`` folded in, memoised."""
     arrays = [*conv_blobs, a, b]
-    key = tuple(id(x) for x in arrays)
+    has_bias = conv.param is None or conv.param.convolution_param.bias_term
+    key = tuple(id(x) for x in arrays) + (len(arrays), has_bias)
     hit = _FOLDED.get(key)
     if hit is not None and all(r is x for r, x in zip(hit[0], arrays)):
         return hit[1]
     w = conv_blobs[0]
     scale = a.reshape(-1)
-    has_bias = conv.param is None or conv.param.convolution_param.bias_term
     bias = conv_blobs[1].reshape(-1) if has_bias and len(conv_blobs) > 1 else 0
     folded = ((w * scale.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32),
               (bias * scale + b.reshape(-1)).astype(np.float32))

@@ -3,9 +3,9 @@
 Building a plan walks the whole graph several times (toposort, fusion, last readers): ~1 ms for
 MobileFaceNet's 196 layers, 5-10% of its forward pass, so ``plan_for`` keeps the plans of each
 graph. A plan is served again only while the graph's *fingerprint* is unchanged: inputs, and
-for every layer its name, type, bottoms, tops and serialized parameters (~0.1 ms), so a graph
-edited in place (a pass's copy, a changed ``convolution_param``, rewired bottoms) gets a new
-plan. Weights are not part of the plan: kernels read them at run time (``weights=`` or
+for every layer its name, type, bottoms, tops and (for the layer types whose parameters the
+plan uses) serialized parameters, ~0.1 ms; so a graph edited in place (a changed
+``convolution_param`` or BatchNorm ``eps``, rewired bottoms) gets a new plan. Weights are not part of the plan: kernels read them at run time (``weights=`` or
 ``layer.blobs``), so replacing them needs no new plan.
 """
 
@@ -24,10 +24,15 @@ from nnbuild.errors import GraphError, ModelError, UnsupportedLayerError
 
 @dataclasses.dataclass(frozen=True)
 class Step:
-    """Layers run as one step (one layer, or a fused group) and the blobs dead after it."""
+    """Layers run as one step (one layer, or a fused group) and the blobs dead after it.
+
+    For a fused group, ``act`` is its final ReLU/PReLU (or None) and ``core`` the layers before.
+    """
 
     layers: tuple
     free: tuple[str, ...]
+    core: tuple = ()
+    act: Any = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,11 +52,18 @@ def unsupported(layer) -> UnsupportedLayerError:
         hint="remove or replace the layer (or split it off to the CPU side)")
 
 
+# Layer types whose parameters a plan (or a memo keyed on its steps) depends on: convolution
+# geometry, the fusion conditions and the folded BatchNorm/Scale constants. Other layers read
+# their parameters at run time.
+_PLANNED_PARAMS = frozenset({"Convolution", "BatchNorm", "Scale"})
+
+
 def fingerprint(graph) -> tuple:
     """Everything a plan depends on (see the module docstring)."""
     return (tuple(graph.inputs),) + tuple(
         (layer.name, layer.type, tuple(layer.bottoms), tuple(layer.tops),
-         layer.param.SerializeToString() if layer.param is not None else b"")
+         layer.param.SerializeToString()
+         if layer.param is not None and layer.type in _PLANNED_PARAMS else b"")
         for layer in graph.layers)
 
 
@@ -132,5 +144,6 @@ def _steps(layers: list, groups: dict[int, int], kept) -> tuple[Step, ...]:
         free = () if kept is None else tuple(sorted(
             {b for d in done for b in (*d.bottoms, *d.tops)
              if last_read.get(b, -1) < i and b not in kept}))
-        steps.append(Step(tuple(done), free))
+        act = done[-1] if size > 1 and done[-1].type in fusion.ACTIVATIONS else None
+        steps.append(Step(tuple(done), free, tuple(done[:-1]) if act else tuple(done), act))
     return tuple(steps)

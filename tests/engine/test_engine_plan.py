@@ -91,3 +91,40 @@ def test_heap_thresholds_stop_page_faults_of_a_forward_pass():
         run(graph, feeds)
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 3
     assert faults < 300, faults
+
+
+def bn_graph(eps=1e-5):
+    """data -> 1x1 conv -> BatchNorm -> Scale (bias) -> PReLU: one fused group."""
+    layers = [lay("conv", "Convolution", ["data"], ["c"], "convolution_param { num_output: 3 "
+                  "kernel_size: 1 }", [RNG.standard_normal((3, 2, 1, 1)), RNG.standard_normal(3)]),
+              lay("bn", "BatchNorm", ["c"], ["n"], f"batch_norm_param {{ eps: {eps} }}",
+                  [RNG.standard_normal(3), RNG.uniform(0.5, 2, 3), [1.0]]),
+              lay("sc", "Scale", ["n"], ["s"], "scale_param { bias_term: true }",
+                  [RNG.standard_normal(3), RNG.standard_normal(3)]),
+              lay("act", "PReLU", ["s"], ["out"], "", [RNG.uniform(0, 1, 3)])]
+    return Graph.from_caffe("bn", {"data": (1, 2, 3, 3)}, layers)
+
+
+def bn_ref(g, x, over=None):
+    w = {layer.name: [np.asarray(b, np.float64) for b in layer.blobs] for layer in g.layers}
+    w.update({k: [np.asarray(b, np.float64) for b in v] for k, v in (over or {}).items()})
+    eps = g.layers[1].param.batch_norm_param.eps
+    col = lambda v: v.reshape(1, -1, 1, 1)  # noqa: E731
+    c = np.einsum("oc,nchw->nohw", w["conv"][0][:, :, 0, 0], x) + col(w["conv"][1])
+    n = (c - col(w["bn"][0])) / np.sqrt(col(w["bn"][1]) + eps)
+    s = n * col(w["sc"][0]) + col(w["sc"][1])
+    return np.where(s > 0, s, s * col(w["act"][0]))
+
+
+def test_fused_group_follows_weight_overrides_and_param_edits():
+    g = bn_graph()
+    x = RNG.standard_normal((1, 2, 3, 3)).astype(np.float32)
+    np.testing.assert_allclose(run(g, {"data": x})["out"], bn_ref(g, x), rtol=1e-5, atol=1e-5)
+    over = {"bn": [np.full(3, 0.5, np.float32), np.full(3, 4.0, np.float32),
+                   np.ones(1, np.float32)]}
+    np.testing.assert_allclose(run(g, {"data": x}, weights=over)["out"], bn_ref(g, x, over),
+                               rtol=1e-5, atol=1e-5)
+    g.layers[1].param.batch_norm_param.eps = 0.75  # an edited eps must not hit the old fold
+    np.testing.assert_allclose(run(g, {"data": x})["out"], bn_ref(g, x), rtol=1e-5, atol=1e-5)
+    g.layers[2].blobs = [np.full(3, 2.0, np.float32), np.zeros(3, np.float32)]
+    np.testing.assert_allclose(run(g, {"data": x})["out"], bn_ref(g, x), rtol=1e-5, atol=1e-5)
