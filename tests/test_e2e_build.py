@@ -153,14 +153,12 @@ def _ref(ref: dict) -> str:
     return f"{{url: {ref['url']}, sha256: {ref['sha256']}}}"
 
 
-@pytest.mark.slow
-def test_unseen_model_builds_from_a_recipe_alone(tmp_path):
-    """MTCNN RNet written from scratch (no extends): its own pinned source, check thresholds and
-    an image manifest in ../shared's TSV format."""
+def _rnet_recipe() -> str:
+    """MTCNN RNet written from scratch (no extends): its own pinned source, check thresholds
+    and an image manifest in ../shared's ``file sha256 url`` TSV format."""
     src = _sources(SHARED / "models" / "SOURCES.tsv", "mtcnn")
     photos = SHARED / "images" / "photos" / "SOURCES.tsv"
-    proj = make_project(tmp_path / "proj", [])
-    write_recipe(proj, "rnet-new", f"""schema_version: 1
+    return f"""schema_version: 1
 description: MTCNN RNet 24x24 from scratch
 source:
   prototxt: {_ref(src["det2.prototxt"])}
@@ -175,7 +173,14 @@ target: {{chip: hi3516dv300}}
 check: {{images: {{manifest: {photos}, skip: 20}}, count: 2, task: raw,
          min_output_cosine: 0.97, min_layer_cosine: 0.96}}
 package: {{include_calibration: false}}
-""")
+"""
+
+
+@pytest.mark.slow
+def test_unseen_model_builds_from_a_recipe_alone(tmp_path):
+    src = _sources(SHARED / "models" / "SOURCES.tsv", "mtcnn")
+    proj = make_project(tmp_path / "proj", [])
+    write_recipe(proj, "rnet-new", _rnet_recipe())
     built = doit(proj, "build", "rnet-new")
     assert built.returncode == 0, built
     archive = proj / "dist" / "rnet-new.tar.gz"
