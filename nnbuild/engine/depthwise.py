@@ -18,10 +18,10 @@ thread and geometry (the padding is never written, so it stays zero across calls
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
+from nnbuild.engine import scratch
 
 Pair = tuple[int, int]
 
@@ -82,7 +82,8 @@ def _depthwise_banded(x, weight, bias, stride, pad, dilation, out_hw) -> np.ndar
     tiles = -(-wo // wt)
     q = stride[1] * (wt - 1) + dilation[1] * (kw - 1) + 1  # padded input columns of one tile
     xpad, rows, view = _buffers((c, h, w, kh, ho, tiles, wt, q, stride, pad, dilation))
-    band = _cached_band(weight, bias, stride[1], dilation[1], wt, q)
+    band = scratch.derived((weight, bias), ("band", stride[1], dilation[1], wt, q),
+                           lambda: band_matrix(weight, bias, stride[1], dilation[1], wt, q))
     windows = rows[:, :, :, :kh * q].reshape(c, ho, tiles, kh, q)
     out = np.empty((n, c, ho, wo), dtype=np.float32)
     wide = None if tiles * wt == wo else np.empty((c, ho, tiles * wt), np.float32)
@@ -128,45 +129,18 @@ def band_matrix(weight: np.ndarray, bias: np.ndarray | None, stride: int, dilati
     return band
 
 
-_BANDS: dict[tuple, tuple[tuple, np.ndarray]] = {}
-_BAND_BYTES = [0]
-# Bands of MobileFaceNet take ~3 MB; past this, start over rather than grow forever.
-_BAND_BYTES_MAX = 64 << 20
-
-
-def _cached_band(weight, bias, stride, dilation, wt, q) -> np.ndarray:
-    """``band_matrix`` memoised on the identity of the (read-only) weight and bias arrays."""
-    key = (id(weight), id(bias), weight.shape, stride, dilation, wt, q)
-    hit = _BANDS.get(key)
-    if hit is not None and hit[0][0] is weight and hit[0][1] is bias:
-        return hit[1]
-    band = band_matrix(weight, bias, stride, dilation, wt, q)
-    if _BAND_BYTES[0] + band.nbytes > _BAND_BYTES_MAX:
-        _BANDS.clear()
-        _BAND_BYTES[0] = 0
-    _BANDS[key] = ((weight, bias), band)  # holds both, so their ids stay unique while cached
-    _BAND_BYTES[0] += band.nbytes
-    return band
-
-
-_LOCAL = threading.local()  # the buffers are scratch: one set per thread
-
-
 def _buffers(geometry: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(xpad, rows, view) of ``geometry``, made once per thread.
+    """(xpad, rows, view) of ``geometry``, made once per thread (``scratch.buffers``).
 
     ``xpad`` (C, Hp, Wp) is the zero-padded input (wide enough for the last tile); only its
     interior is ever written, so the padding stays zero across calls. ``view`` is the
     (C, Ho, T, kh, Q) window of ``xpad`` read by output row y, tile t and kernel row i, and
     ``rows`` (C, Ho, T, kh*Q + 1) the buffer it is copied to, whose last column is all ones.
     """
-    cache = getattr(_LOCAL, "buffers", None)
-    if cache is None:
-        cache = _LOCAL.buffers = {}
-    hit = cache.get(geometry)
-    if hit is not None:
-        return hit
-    c, h, w, kh, ho, tiles, wt, q, stride, pad, dil = geometry
+    return scratch.buffers(("depthwise",) + geometry, lambda: _make_buffers(*geometry))
+
+
+def _make_buffers(c, h, w, kh, ho, tiles, wt, q, stride, pad, dil):
     hp = max(h + 2 * pad[0], stride[0] * (ho - 1) + dil[0] * (kh - 1) + 1)
     wp = max(w + 2 * pad[1], stride[1] * wt * (tiles - 1) + q)
     xpad = np.zeros((c, hp, wp), np.float32)
@@ -174,12 +148,9 @@ def _buffers(geometry: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     view = as_strided(xpad, shape=(c, ho, tiles, kh, q), writeable=False,
                       strides=(hp * wp * item, stride[0] * wp * item, stride[1] * wt * item,
                                dil[0] * wp * item, item))
-    if len(cache) > 64:  # many geometries (e.g. a sweep over input sizes): start over
-        cache.clear()
     rows = np.empty((c, ho, tiles, kh * q + 1), np.float32)
     rows[..., -1] = 1
-    cache[geometry] = (xpad, rows, view)
-    return cache[geometry]
+    return xpad, rows, view
 
 
 # Depthwise works on blocks of channels of about this many output elements, so the running sum
