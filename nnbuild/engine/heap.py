@@ -15,7 +15,6 @@ Cost: up to ``_TRIM`` bytes of freed memory stay mapped to the process, and allo
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers in glibc's malloc.h
@@ -29,10 +28,10 @@ def keep_freed_memory() -> bool:
 
     Returns False (and changes nothing) where the C library is not glibc.
     """
-    name = ctypes.util.find_library("c")
-    if name is None:
+    try:
+        libc = ctypes.CDLL(None)  # the process's own symbols; find_library would spawn ldconfig
+    except OSError:
         return False
-    libc = ctypes.CDLL(name)
     if not hasattr(libc, "mallopt") or not hasattr(libc, "gnu_get_libc_version"):
         return False  # mallopt parameter numbers above are glibc's; musl has no mallopt
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP)) and bool(
