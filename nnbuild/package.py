@@ -17,6 +17,7 @@ import tarfile
 from typing import Iterable, Mapping
 
 from nnbuild.errors import NNBuildError
+from nnbuild.hashing import sha256_file
 
 EPOCH = 0
 MANIFEST = "manifest.json"
@@ -25,14 +26,6 @@ NNIE_NAME_LEN = 31  # SVP_NNIE_NODE_NAME_LEN 32 incl. the terminating NUL (nnie-
 
 class PackageError(NNBuildError):
     """A package archive is unreadable or does not match its manifest."""
-
-
-def sha256_file(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def file_entries(files: Mapping[str, pathlib.Path]) -> dict[str, dict]:

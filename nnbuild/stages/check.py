@@ -11,10 +11,11 @@ Importable without numpy: heavy modules are imported inside ``run``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pathlib
+
+from nnbuild.hashing import sha256_file, sha256_json
 
 NAME = "check"
 NEEDS = ("patch", "calibrate", "map")
@@ -74,14 +75,6 @@ def truth_boxes(path: pathlib.Path, name: str, truth: dict, input_spec: tuple) -
     return (boxes * ([width / src[0], height / src[1]] * 2)).tolist()
 
 
-def sha256_file(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _jobs(ctx, files: list[pathlib.Path]) -> list:
     """One ``check_image.Job`` per picture."""
     from nnbuild.check_image import Job
@@ -123,7 +116,7 @@ def content_key(job, hashes: dict[str, str]) -> str:
               "ranges": hashes[job.ranges], "mode": job.mode, "input": repr(job.input),
               "task": job.task, "args": repr(sorted(job.task_args.items())),
               "isolated": job.isolated}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+    return sha256_json(fields)
 
 
 def compute(ctx, jobs: list, keys: list[str]) -> list[dict]:
