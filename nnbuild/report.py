@@ -24,7 +24,8 @@ section{background:#fff;border-radius:8px;padding:12px 14px;margin:12px 0;
 h1{font-size:1.35em;margin:.2em 0}h2{font-size:1.1em;margin:.2em 0 .6em}
 .verdict{font-weight:700;font-size:1.25em;padding:10px 14px;border-radius:8px;color:#fff}
 .pass{background:#1f8a4c}.fail{background:#c0392b}
-.kv{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;word-break:break-word}
+.kv{display:grid;grid-template-columns:fit-content(50%) minmax(0,1fr);gap:2px 12px;
+ overflow-wrap:anywhere}
 .scroll{overflow-x:auto}table{border-collapse:collapse;font-size:.9em;width:100%}
 td,th{padding:3px 6px;border-bottom:1px solid #e3e6ea;text-align:left;white-space:nowrap}
 .num{text-align:right;font-variant-numeric:tabular-nums}

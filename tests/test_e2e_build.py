@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import pathlib
 import shutil
 import tarfile
 
@@ -31,6 +32,9 @@ def members(archive) -> dict[str, bytes]:
     """``{path below the top folder: bytes}`` of a package."""
     with tarfile.open(archive, "r:gz") as tar:
         return {m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in tar if m.isfile()}
+
+
+GOLDEN_CFG = pathlib.Path(__file__).parent / "golden" / "cfg"
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +64,13 @@ def test_zoo_builds_and_every_package_verifies(zoo):
         listed = files["image_list.txt"].decode().split()
         assert 1 <= len(listed) <= SMALL["calibration"]["count"]
         assert len([f for f in files if f.startswith("images/")]) == len(listed)
+        golden = GOLDEN_CFG / f"{name}.nnie_mapper.cfg"
+        if golden.is_file():
+            # The built cfg is the golden one (tests/golden/cfg, reviewed by hand), except
+            # batch_num, which follows calibration.count (16 in the zoo, small here).
+            want = golden.read_text().replace(
+                "[batch_num] 16\n", f"[batch_num] {len(listed)}\n")
+            assert files["nnie_mapper.cfg"].decode() == want, name
 
 
 @pytest.mark.slow

@@ -48,6 +48,10 @@ def test_report_renders_in_chromium(built_report, tmp_path):
                                "document.querySelectorAll('svg image').length")
         page.screenshot(tmp_path / "desktop.png", 1000, 1400)
         page.screenshot(tmp_path / "phone.png", 390, 844)
+        # On a phone the summary's values keep a readable column (not one letter per line).
+        narrowest = page.evaluate("Math.min(...Array.from(document.querySelectorAll("
+                                  "'#summary .kv > div:nth-child(2n)')).map("
+                                  "e => e.getBoundingClientRect().width))")
         scroll = page.evaluate("[document.documentElement.scrollWidth, "
                                "document.querySelector('#summary').scrollWidth, window.innerWidth]")
         problems = list(page.problems)
@@ -56,4 +60,5 @@ def test_report_renders_in_chromium(built_report, tmp_path):
     assert chart[0] > 100 and chart[1] > 50
     assert overlays > 0 and images > 0
     assert scroll[0] <= scroll[2] and scroll[1] <= scroll[2], scroll  # no horizontal scroll
+    assert narrowest >= 120, narrowest
     assert (tmp_path / "desktop.png").stat().st_size > 10_000
