@@ -30,7 +30,7 @@ def readme_commands() -> list[str]:
     """``$ command`` lines of console blocks plus inline `nnbuild ...`/`doit ...` commands."""
     shown = [line[2:].split("  #")[0].strip() for line in README.splitlines()
              if line.startswith("$ ")]
-    inline = re.findall(r"`((?:nnbuild|doit) [^`]+)`", README)
+    inline = re.findall(r"`((?:nnbuild |doit |python benchmarks/)[^`]+)`", README)
     return list(dict.fromkeys(shown + inline))
 
 
@@ -77,6 +77,8 @@ def runnable(command: str) -> str:
     is this interpreter; benchmark counts are small."""
     command = command.split("&& ", 1)[1] if command.startswith("pip install") else command
     command = re.sub(r"^python ", f"{shlex.quote(sys.executable)} ", command)
+    if command.endswith("benchmarks/zoo.py"):
+        command += " mtcnn-pnet"  # one small recipe, not the whole zoo
     return re.sub(r"--runs \d+", "--runs 1", re.sub(r"--repeat \d+", "--repeat 2", command))
 
 
