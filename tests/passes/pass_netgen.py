@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from google.protobuf import text_format
 
-from nnbuild.caffe import caffe_pb2
 from nnbuild.engine import run
 from nnbuild.ir import Graph, Layer
 from nnbuild.shapes import expected_weight_shapes, infer_shapes
+from netgen_h3 import net as structure
 
 
 def _weights(layer: Layer, bottoms, rng: np.random.Generator, bn_factor: float) -> list:
@@ -30,16 +30,7 @@ def net(text: str, inputs: dict[str, tuple[int, ...]] | None = None, *, seed: in
 
     ``inputs`` declares legacy ``input:`` blobs; ``Input`` layers declare the layer style.
     """
-    msg = caffe_pb2.NetParameter()
-    text_format.Parse(text, msg)
-    inputs = dict(inputs or {})
-    layers = []
-    for lp in msg.layer:
-        if lp.type == "Input":
-            inputs.update((t, tuple(s.dim)) for t, s in zip(lp.top, lp.input_param.shape))
-        layers.append(Layer(lp.name, lp.type, list(lp.bottom), list(lp.top), lp))
-    style = "layer" if any(lp.type == "Input" for lp in msg.layer) else "legacy"
-    g = Graph.from_caffe("test", inputs, layers, input_style=style)
+    g = structure(text, inputs)
     g.validate()
     shapes = infer_shapes(g, check_weights=False, partial=True)
     rng = np.random.default_rng(seed)
