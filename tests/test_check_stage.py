@@ -4,7 +4,6 @@ against an independent recomputation, per-image caching, and the gate's failure 
 from __future__ import annotations
 
 import json
-import pathlib
 import warnings
 
 import numpy as np

@@ -8,7 +8,6 @@ both files' messages; writing is deterministic (same graph -> same bytes).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
 import pathlib

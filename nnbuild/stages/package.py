@@ -33,7 +33,6 @@ FROM_STAGES = {
 
 def run(ctx) -> None:
     import json
-    import pathlib
 
     from nnbuild import __version__
     from nnbuild.package import file_entries, write_archive
