@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnbuild.engine import channelwise, scratch
 from nnbuild.engine.registry import register
 from nnbuild.errors import ModelError
 
@@ -28,17 +29,17 @@ def _unit_range(slope) -> bool:
 
 
 def _leaky(x: np.ndarray, slope) -> np.ndarray:
-    """``x if x > 0 else slope * x`` with a scalar or broadcast ``slope``.
+    """``x if x > 0 else slope * x`` with a scalar or per-channel ``slope`` (see ``prelu_slope``).
 
     For slopes in [0, 1] this equals ``max(x, slope * x)``: two passes over the blob instead of
     four (the common case: PReLU slopes are learned fractions).
     """
     if _unit_range(slope):
-        out = np.multiply(x, slope, dtype=np.float32)
+        out = channelwise.mul(x, slope)
         return np.maximum(out, x, out=out)
     # Caffe's own formula; np.where with a broadcast slope is ~5x slower than these 4 passes.
     neg = np.minimum(x, np.float32(0))
-    neg *= slope
+    channelwise.mul(neg, slope, out=neg)
     out = np.maximum(x, np.float32(0))
     out += neg
     return out
@@ -54,21 +55,26 @@ def relu(x: np.ndarray, *, negative_slope: float = 0.0) -> np.ndarray:
 def leaky_inplace(x: np.ndarray, slope) -> np.ndarray:
     """``_leaky`` written into ``x`` (which the caller owns and nobody else reads)."""
     if _unit_range(slope):
-        return np.maximum(x, np.multiply(x, slope, dtype=np.float32), out=x)
+        if not x.flags.c_contiguous:
+            return np.maximum(x, channelwise.mul(x, slope), out=x)
+        scaled = channelwise.mul(x, slope, out=scratch.temporary(x.shape))
+        return np.maximum(x, scaled, out=x)
     neg = np.minimum(x, np.float32(0))
-    neg *= slope
+    channelwise.mul(neg, slope, out=neg)
     np.maximum(x, np.float32(0), out=x)
     x += neg
     return x
 
 
 def prelu_slope(x: np.ndarray, slope: np.ndarray, channel_shared: bool):
-    """PReLU's slope blob as a scalar or an array broadcasting over ``x``'s channel axis 1."""
+    """PReLU's slope blob as a scalar, or the blob itself (one value per channel of ``x``)."""
     if channel_shared:
         return np.float32(slope.reshape(-1)[0])
-    shape = [1] * x.ndim
-    shape[1] = x.shape[1]
-    return slope.reshape(shape)
+    if x.ndim < 2 or slope.size != x.shape[1]:
+        raise ModelError("PReLU", "the slope blob does not have one value per channel",
+                         expected=x.shape[1] if x.ndim > 1 else "an input with channels",
+                         got=slope.size, hint="check channel_shared and the caffemodel")
+    return slope
 
 
 def prelu(x: np.ndarray, slope: np.ndarray, *, channel_shared: bool = False) -> np.ndarray:

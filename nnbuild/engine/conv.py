@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from nnbuild.engine import channelwise
 from nnbuild.engine.depthwise import depthwise, padded
 from nnbuild.engine.registry import has_field, register
 from nnbuild.errors import ModelError
@@ -55,7 +56,7 @@ def convolution(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = Non
     else:
         out = _im2col_conv(padded(x, pad), weight, (kh, kw), stride, dilation, out_hw, group)
     if bias is not None:
-        out += bias.reshape(1, o, 1, 1)
+        channelwise.add(out, bias, out=out)
     return out
 
 
@@ -103,9 +104,8 @@ def deconvolution(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = N
             for i, j, rows, cols in taps:
                 full[b, g * og:(g + 1) * og, rows, cols] += col[:, i, j]
     out = full[:, :, ph:full.shape[2] - ph, pw:full.shape[3] - pw]
-    if bias is not None:
-        out = out + bias.reshape(1, o, 1, 1)
-    return np.ascontiguousarray(out)
+    out = np.ascontiguousarray(out)
+    return out if bias is None else channelwise.add(out, bias, out=out)
 
 
 def conv_geometry(cp) -> dict:

@@ -93,6 +93,14 @@ def affine(bn_blobs: Sequence[np.ndarray], bn_param, scale_blobs: Sequence[np.nd
     return (slope * s).astype(np.float32), np.asarray(b, dtype=np.float32)
 
 
+def _read_only(arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """Memoised results are shared by every later run: lock them like the weights they
+    come from (kernels may then cache what they derive from them, e.g. ``channelwise``)."""
+    for array in arrays:
+        array.flags.writeable = False
+    return arrays
+
+
 _CACHE: dict[tuple[int, ...], tuple[list, tuple[np.ndarray, np.ndarray]]] = {}
 
 
@@ -108,7 +116,7 @@ def cached_affine(bn, scale, bn_blobs, scale_blobs, channels: int):
     hit = _CACHE.get(key)
     if hit is not None and all(r is a for r, a in zip(hit[0], arrays)):
         return hit[1]
-    result = affine(bn_blobs, bn_param, scale_blobs, scale_param, channels)
+    result = _read_only(affine(bn_blobs, bn_param, scale_blobs, scale_param, channels))
     if len(_CACHE) > 512:  # weights of many graphs: start over rather than grow forever
         _CACHE.clear()
     _CACHE[key] = (arrays, result)  # holds the arrays, so their ids stay unique while cached
@@ -129,8 +137,8 @@ def cached_fold(conv, conv_blobs: Sequence[np.ndarray], a: np.ndarray, b: np.nda
     w = conv_blobs[0]
     scale = a.reshape(-1)
     bias = conv_blobs[1].reshape(-1) if has_bias and len(conv_blobs) > 1 else 0
-    folded = ((w * scale.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32),
-              (bias * scale + b.reshape(-1)).astype(np.float32))
+    folded = _read_only(((w * scale.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32),
+                         (bias * scale + b.reshape(-1)).astype(np.float32)))
     if len(_FOLDED) > 512:  # weights of many graphs: start over rather than grow forever
         _FOLDED.clear()
     _FOLDED[key] = (arrays, folded)

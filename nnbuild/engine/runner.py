@@ -6,7 +6,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from nnbuild.engine import blas, conv, fusion, heap
+from nnbuild.engine import blas, channelwise, conv, fpenv, fusion, heap
 from nnbuild.engine.activation import leaky_inplace, prelu_slope
 from nnbuild.engine.denormal import flushed
 from nnbuild.engine.plan import Plan, plan_for, unsupported
@@ -97,7 +97,8 @@ def run(graph, feeds: Mapping[str, np.ndarray], keep: Iterable[str] | str | None
     plan = plan_for(graph, keep, hooked=on_blob is not None)
     _check_feeds(graph, feeds)
     heap.keep_freed_memory()  # see nnbuild/engine/heap.py: page faults cost ~20% otherwise
-    with blas.limited(1):  # see nnbuild/engine/blas.py for the measurement behind this
+    # see blas.py, channelwise.py and fpenv.py in nnbuild/engine for the measurements behind these
+    with blas.limited(1), channelwise.small_ufunc_buffer(), fpenv.flush_denormals():
         return _execute(graph, plan, feeds, weights or {}, on_blob)
 
 
@@ -145,7 +146,12 @@ def _activate_inplace(act, x: np.ndarray, weights) -> np.ndarray:
     if not act_blobs:
         return run_layer(act, [x], act_blobs)[0]  # reports the missing slope blob
     shared = act.param is not None and act.param.prelu_param.channel_shared
-    return leaky_inplace(x, prelu_slope(x, act_blobs[0], shared))
+    try:
+        slope = prelu_slope(x, act_blobs[0], shared)
+    except ModelError as err:
+        raise type(err)(f"layer {act.name!r} ({act.type})", err.what, expected=err.expected,
+                        got=err.got, hint=err.hint) from None
+    return leaky_inplace(x, slope)
 
 
 def _affine_core(core, blobs, weights, geometry) -> np.ndarray:
@@ -167,10 +173,8 @@ def _affine_core(core, blobs, weights, geometry) -> np.ndarray:
         except ModelError as err:
             raise type(err)(f"layer {first.name!r} ({first.type})", err.what,
                             expected=err.expected, got=err.got, hint=err.hint) from None
-    shape = (1, a.size) + (1,) * (x.ndim - 2)
-    out = np.multiply(x, a.reshape(shape))
-    out += b.reshape(shape)
-    return out
+    out = channelwise.mul(x, a)
+    return channelwise.add(out, b, out=out)
 
 
 # id(core) -> (core, its raw weight arrays, (a, b, folded conv weights)): one identity check per

@@ -53,3 +53,26 @@ def buffers(key: Hashable, make: Callable[[], tuple]) -> tuple:
             cache.clear()
         hit = cache[key] = make()
     return hit
+
+
+def temporary(shape: tuple[int, ...], slot: int = 0) -> np.ndarray:
+    """A float32 array of ``shape`` in the calling thread's temporary buffer number ``slot``.
+
+    For intermediate values that die inside one kernel call: the next ``temporary`` call with
+    the same slot in this thread hands out the same memory. Why not a fresh array: memory the
+    previous layer just wrote is still in the CPU cache, a fresh ``np.empty`` usually is not,
+    and writing to uncached memory costs a read of every line first. Measured on MobileFaceNet:
+    PReLU's ``slope * x`` into a temporary instead of a fresh array, 15.6 -> 14.2 ms per
+    forward pass. The buffer grows to the largest request and stays.
+    """
+    size = 1
+    for dim in shape:
+        size *= dim
+    cache = getattr(_LOCAL, "temporaries", None)
+    if cache is None:
+        cache = _LOCAL.temporaries = {}
+    buffer = cache.get(slot)
+    if buffer is None or buffer.size < size:
+        buffer = cache[slot] = np.empty(max(size, 1 << 16), np.float32)
+    return buffer[:size].reshape(shape)
+

@@ -112,3 +112,13 @@ def test_wide_inputs_take_the_other_paths(shape, stride):
     assert shape[3] > dw._BAND_MAX_RATIO * 3
     got = convolution(x, w, stride=stride, pad=(1, 1), group=shape[1])
     np.testing.assert_allclose(got, dw_ref(x, w, stride, (1, 1), (1, 1)), rtol=1e-4, atol=1e-4)
+
+
+def test_shared_row_temporary_serves_layers_of_different_geometry_in_turn():
+    """The banded path's rows buffer is one temporary for every geometry (ones rewritten)."""
+    cases = [((1, 8, 28, 28), (1, 1)), ((1, 16, 14, 14), (2, 2)), ((1, 8, 28, 28), (1, 1))]
+    for shape, stride in cases + cases[::-1]:
+        x, w, b = rand(*shape), rand(shape[1], 1, 3, 3), rand(shape[1])
+        got = convolution(x, w, b, stride=stride, pad=(1, 1), group=shape[1])
+        want = dw_ref(x, w, stride, (1, 1), (1, 1)) + b.reshape(1, -1, 1, 1)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from nnbuild.engine.activation import leaky_inplace, prelu, prelu_slope
 from nnbuild.engine.elementwise import eltwise
@@ -37,3 +38,38 @@ def test_prelu_range_memo_follows_the_slope_values():
     writable[:] = -2
     got = leaky_inplace(x.copy(), prelu_slope(x, writable, False))
     np.testing.assert_allclose(got, caffe_prelu(x, writable), rtol=1e-6, atol=1e-7)
+
+
+def test_scratch_temporary_reuses_one_growing_buffer_per_slot():
+    from nnbuild.engine import scratch
+
+    a = scratch.temporary((4, 5))
+    b = scratch.temporary((2, 10))
+    assert np.shares_memory(a, b) and b.shape == (2, 10) and b.dtype == np.float32
+    other = scratch.temporary((4, 5), slot=7)
+    assert not np.shares_memory(a, other)
+    big = scratch.temporary((1 << 17,))  # larger than the buffer so far: it grows
+    assert big.size == 1 << 17
+
+
+def test_prelu_in_a_fused_group_reports_a_slope_of_the_wrong_size():
+    from google.protobuf import text_format
+
+    from nnbuild.caffe import caffe_pb2
+    from nnbuild.engine import run
+    from nnbuild.errors import ModelError
+    from nnbuild.ir import Graph, Layer
+
+    def lay(name, kind, bottoms, tops, text="", blobs=()):
+        frozen = [np.asarray(b, np.float32) for b in blobs]
+        return Layer(name, kind, bottoms, tops, text_format.Parse(text, caffe_pb2.LayerParameter()),
+                     frozen)
+
+    layers = [lay("conv", "Convolution", ["data"], ["c"], "convolution_param { num_output: 4 "
+                  "kernel_size: 1 }", [RNG.standard_normal((4, 3, 1, 1)), np.zeros(4)]),
+              lay("act", "PReLU", ["c"], ["c"], "", [np.full(3, 0.25)])]
+    g = Graph.from_caffe("t", {"data": (1, 3, 2, 2)}, layers)
+    with pytest.raises(ModelError) as err:
+        run(g, {"data": np.ones((1, 3, 2, 2), np.float32)})
+    message = str(err.value)
+    assert "act" in message and "one value per channel" in message and "4" in message
