@@ -6,6 +6,7 @@ Layout (``CACHE_VERSION`` is part of every path, so a format change never reads 
     cache/v1/ac/<stage>/ab/<key>.json     stage key -> outputs (name, sha256, size), key document
     cache/v1/tmp/                         staging on the same filesystem, then os.replace
     cache/v1/out/<recipe>/<stage>/        materialised outputs of the last build of a recipe
+    cache/v1/locks/<recipe>.<stage>.lock  held while a build swaps those outputs (flock)
 
 Every write is tmp file + ``os.replace`` and the action-cache entry is written after all of its
 files, so a build killed at any moment leaves a complete entry or none. A corrupt or partial
@@ -15,6 +16,8 @@ last use, which ``gc`` uses for LRU eviction.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -23,7 +26,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from nnbuild.errors import CacheError
 from nnbuild.hashing import CHUNK, StatCache, canonical_json
@@ -75,6 +78,22 @@ class Cache:
         tmp = self.base / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         return tmp / f"{tag}{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+    @contextlib.contextmanager
+    def locked(self, name: str) -> Iterator[None]:
+        """Hold the exclusive lock ``locks/<name>.lock`` (``flock``) inside the block.
+
+        Builds in other processes that share this cache wait for it; the kernel drops the lock
+        of a killed process, so a ``kill -9`` never leaves it held. The lock file stays (empty).
+        """
+        locks = self.base / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / f"{name}.lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # -- content store -------------------------------------------------------------------------
     def put_file(self, src: str | os.PathLike, expected: str | None = None) -> str:

@@ -216,3 +216,26 @@ def test_stages_that_write_the_recipe_name_key_on_it(tmp_path, monkeypatch):
             pipe.build(a, "named")
             assert pipe.build(b, "named") == "ran"
             assert (pipe.cache.out_dir("b", "named") / "name.txt").read_text() == "b"
+
+
+def test_locked_excludes_other_processes_until_released(tmp_path):
+    """``Cache.locked`` is what keeps two builds from swapping one output folder at once."""
+    import subprocess
+    import sys
+    import time
+
+    cache = Cache(tmp_path / "cache")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from nnbuild.cache import Cache\n"
+         f"c = Cache({str(tmp_path / 'cache')!r})\n"
+         "with c.locked('r.map'):\n    print('held', flush=True); time.sleep(1.0)\n"],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    start = time.monotonic()
+    with cache.locked("r.map"):
+        waited = time.monotonic() - start
+    holder.wait(timeout=30)
+    assert waited > 0.5, waited  # it waited for the other process to let go
+    start = time.monotonic()
+    with cache.locked("r.other"):  # another name is another lock: no wait
+        assert time.monotonic() - start < 0.5

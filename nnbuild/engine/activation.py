@@ -4,40 +4,52 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnbuild.engine import channelwise, scratch
+from nnbuild.engine import channelwise
 from nnbuild.engine.registry import register
 from nnbuild.errors import ModelError
 
 
-_UNIT: dict[tuple, tuple[np.ndarray, bool]] = {}
+# Which two-pass form of ``x if x > 0 else a * x`` holds for every slope ``a``:
+#   all a <= 1:  max(x, a*x)  (x >= 0: a*x <= x;  x < 0: a*x >= x)
+#   all a >= 1:  min(x, a*x)  (the mirror image)
+# Learned PReLU slopes are almost always <= 1, often negative (MobileFaceNet: all 33 layers,
+# 3,178 of 7,552 slopes below 0); mixed slopes take Caffe's own four-pass formula.
+_SIDES: dict[int, tuple[np.ndarray, object]] = {}
 
 
-def _unit_range(slope) -> bool:
-    """Whether every slope is in [0, 1]; memoised for read-only arrays (PReLU weight blobs)."""
-    if not isinstance(slope, np.ndarray) or slope.size < 16 or slope.flags.writeable:
-        return bool(np.all((slope >= 0) & (slope <= 1)))
-    # prelu_slope's reshape is a new view each call: key on the memory it shows
-    key = (slope.__array_interface__["data"][0], slope.shape, slope.strides)
-    hit = _UNIT.get(key)
-    if hit is not None:
-        return hit[1]
-    if len(_UNIT) > 1024:  # slopes of many graphs: start over rather than grow forever
-        _UNIT.clear()
-    result = bool(np.all((slope >= 0) & (slope <= 1)))
-    _UNIT[key] = (slope, result)  # holds the view, so its memory is not reused while cached
-    return result
+def _two_pass_form(slope):
+    """np.maximum, np.minimum or None (see above); memoised for read-only slope arrays."""
+    if isinstance(slope, np.ndarray) and not slope.flags.writeable:
+        hit = _SIDES.get(id(slope))
+        if hit is not None and hit[0] is slope:
+            return hit[1]
+        if len(_SIDES) > 1024:  # slopes of many graphs: start over rather than grow forever
+            _SIDES.clear()
+        form = _form_of(slope)
+        _SIDES[id(slope)] = (slope, form)  # holds the array, so its id stays unique
+        return form
+    return _form_of(slope)
+
+
+def _form_of(slope):
+    if np.all(slope <= 1):
+        return np.maximum
+    if np.all(slope >= 1):
+        return np.minimum
+    return None
 
 
 def _leaky(x: np.ndarray, slope) -> np.ndarray:
     """``x if x > 0 else slope * x`` with a scalar or per-channel ``slope`` (see ``prelu_slope``).
 
-    For slopes in [0, 1] this equals ``max(x, slope * x)``: two passes over the blob instead of
-    four (the common case: PReLU slopes are learned fractions).
+    Two passes over the blob when every slope is on one side of 1 (``_two_pass_form``), else
+    Caffe's formula ``max(x, 0) + slope * min(x, 0)`` in four.
     """
-    if _unit_range(slope):
+    form = _two_pass_form(slope)
+    if form is not None:
         out = channelwise.mul(x, slope)
-        return np.maximum(out, x, out=out)
-    # Caffe's own formula; np.where with a broadcast slope is ~5x slower than these 4 passes.
+        return form(out, x, out=out)
+    # np.where with a broadcast slope is ~5x slower than these 4 passes.
     neg = np.minimum(x, np.float32(0))
     channelwise.mul(neg, slope, out=neg)
     out = np.maximum(x, np.float32(0))
@@ -54,11 +66,9 @@ def relu(x: np.ndarray, *, negative_slope: float = 0.0) -> np.ndarray:
 
 def leaky_inplace(x: np.ndarray, slope) -> np.ndarray:
     """``_leaky`` written into ``x`` (which the caller owns and nobody else reads)."""
-    if _unit_range(slope):
-        if not x.flags.c_contiguous:
-            return np.maximum(x, channelwise.mul(x, slope), out=x)
-        scaled = channelwise.mul(x, slope, out=scratch.temporary(x.shape))
-        return np.maximum(x, scaled, out=x)
+    form = _two_pass_form(slope)
+    if form is not None:
+        return form(x, channelwise.mul(x, slope), out=x)
     neg = np.minimum(x, np.float32(0))
     channelwise.mul(neg, slope, out=neg)
     np.maximum(x, np.float32(0), out=x)

@@ -4,22 +4,23 @@ Why a module for ``x * v`` with ``v`` one value per channel: numpy (2.4, float32
 the 2-core development machine) runs such a broadcast through its *buffered* iterator whenever
 a row (one channel of one image, H*W elements) is shorter than the ufunc buffer, 8192 elements
 by default. It then copies ``v`` out into the buffer to make inner loops of 8192 and the
-operation costs ~0.4 ns per element, 3.5x a scalar multiply (~0.12 ns): 128x28x28 takes 42 us
-instead of 12. MobileFaceNet has 33 PReLUs and 50 biases on rows of 49 to 3136 elements, so
-that alone cost ~2 ms of its 15.5 ms. Three measures, all here:
+operation costs ~0.4 ns per element, 3.5x a scalar multiply (~0.12 ns): 128x28x28 takes ~40 us
+instead of ~12. MobileFaceNet has 33 PReLUs and ~50 biases on rows of 49 to 3136 elements.
+Three measures, all here:
 
 * ``small_ufunc_buffer``: ``run`` sets numpy's ufunc buffer to ``BUFSIZE`` elements for the
   length of a forward pass (numpy keeps the setting in a context variable, so other threads and
   the caller are not affected). Rows at least that long then need no buffering: 128x28x28
-  42 -> 16 us, 256x14x14 19 -> 14 us (rows of 196 elements: that is why 192, not more).
+  37 -> 17 us, 256x14x14 20 -> 14 us (rows of 196 elements: that is why 192, not more).
 * rows shorter than ``BUFSIZE`` (7x7 maps) would then be buffered in pieces of a few
   elements, ~2x slower than with the default buffer; they get a full-size (C, H*W) copy of
   ``v`` instead, made once per read-only weight array (``scratch.derived``), so both operands
-  are contiguous and numpy runs one flat loop: 512x7x7 12 -> 5 us.
+  are contiguous and numpy runs one flat loop: 512x7x7 12 -> 10 us (and not ~2x slower).
 * the operation runs on the (N, C, H*W) view: numpy does not always merge H and W of the 4-D
   form into one row (256x14x14: 22.7 us as (1, C, H, W), 13.7 us as (C, H*W)).
 
-Whole-network effect (``python benchmarks/engine.py``): MobileFaceNet 15.6 -> ~14.3 ms median.
+Whole-network effect, interleaved A/B in one process: MobileFaceNet 15.8 -> 15.1 ms median
+(measured before PReLU's two-pass change in ``activation.py``, which removed other passes).
 """
 
 from __future__ import annotations

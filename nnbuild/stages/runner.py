@@ -272,7 +272,16 @@ class Pipeline:
         return sorted(paths, key=lambda p: p.name)  # CAS file names are the sha256s
 
     def _publish(self, recipe: Recipe, stage: str, staging: Path, entry: dict) -> None:
-        """Swap ``staging`` into ``out/<recipe>/<stage>`` and write the marker last."""
+        """Swap ``staging`` into ``out/<recipe>/<stage>`` and write the marker last.
+
+        Under the cache lock of that directory: two builds of one recipe in separate processes
+        (``tests/test_reliability.py``) would otherwise both move the old outputs away and the
+        second ``os.replace`` of a directory would meet the first one's ("Directory not empty").
+        """
+        with self.cache.locked(f"{recipe.name}.{stage}"):
+            self._swap_in(recipe, stage, staging, entry)
+
+    def _swap_in(self, recipe: Recipe, stage: str, staging: Path, entry: dict) -> None:
         target = self.cache.out_dir(recipe.name, stage)
         target.parent.mkdir(parents=True, exist_ok=True)
         marker = self.read_marker(recipe.name, stage)

@@ -34,10 +34,12 @@ def test_relu_and_leaky():
     np.testing.assert_allclose(got, np.where(x > 0, x, 0.1 * x), rtol=1e-6)
 
 
-@pytest.mark.parametrize("shared,slopes", [(False, [0.25, -0.5, 1.5]), (True, [0.3]),
-                                           (False, [0.0, 0.5, 1.0]), (True, [-2.0])])
+@pytest.mark.parametrize("shared,slopes", [
+    (False, [0.25, -0.5, 1.5]), (False, [-0.9, 0.25, -0.1]),  # mixed sides of 1; all <= 1
+    (False, [1.0, 2.5, 1.5]), (False, [0.0, 0.5, 1.0]),      # all >= 1; the classic [0, 1]
+    (True, [0.3]), (True, [-2.0]), (True, [3.0])])
 def test_prelu(shared, slopes):
-    # slopes inside [0, 1] take the max(x, s*x) fast path, the others Caffe's formula.
+    # slopes all <= 1 take max(x, s*x), all >= 1 min(x, s*x), mixed ones Caffe's formula.
     x = rand(2, 3, 4, 5)
     slope = np.array(slopes, np.float32)
     got = run1("PReLU", f"prelu_param {{ channel_shared: {str(shared).lower()} }}", [x], [slope])
@@ -45,7 +47,8 @@ def test_prelu(shared, slopes):
     np.testing.assert_allclose(got, np.maximum(x, 0) + s * np.minimum(x, 0), rtol=1e-6)
 
 
-@pytest.mark.parametrize("slopes", [[0.25, 0.0, 1.0], [0.25, -0.5, 1.5]])
+@pytest.mark.parametrize("slopes", [[0.25, 0.0, 1.0], [0.25, -0.5, 1.5], [-0.7, -0.2, 0.9],
+                                    [1.2, 4.0, 1.0]])
 def test_leaky_inplace_writes_the_prelu_result_into_its_input(slopes):
     from nnbuild.engine.activation import leaky_inplace
 
