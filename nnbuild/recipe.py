@@ -17,8 +17,8 @@ Rules (docs/design.md "Recipe"):
 * Names match ``[A-Za-z0-9][A-Za-z0-9._+-]*`` so that no recipe can make nnbuild write outside
   ``cache/`` or ``dist/``.
 
-Validation (jsonschema, imported lazily) runs only when the resolved recipe changed: a passing
-result is remembered in ``cache/v1/valid/`` under the hash of schema + resolved recipe.
+Validation (``nnbuild/recipe_schema.py``, jsonschema imported lazily) runs only when the
+resolved recipe changed: a passing result is remembered in ``cache/v1/valid/``.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from pathlib import Path
 import yaml
 
 from nnbuild.errors import RecipeError
-from nnbuild.hashing import sha256_json, sha256_file
+from nnbuild.hashing import sha256_file
+from nnbuild.recipe_schema import validate
 
-SCHEMA_PATH = Path(__file__).with_name("recipe.schema.json")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 IMAGE_SECTIONS = ("patch_check", "calibration", "check")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -48,17 +48,6 @@ class Recipe:
     name: str
     path: Path
     data: dict
-
-
-class RecipeProblems(RecipeError):
-    """Several schema problems of one recipe, reported one per line."""
-
-    def __init__(self, where: str, problems: list[str]):
-        self.problems = problems
-        super().__init__(where, problems[0])
-
-    def line(self) -> str:
-        return "\n".join(f"{self.where}: {p}" for p in self.problems)
 
 
 def project_root() -> Path:
@@ -123,32 +112,37 @@ def deep_merge(base: dict, over: dict) -> dict:
     return merged
 
 
-def _resolve_ref(ref: object, folder: Path) -> object:
+def _map_ref(ref: object, fn) -> object:
     if isinstance(ref, str):
-        return {"path": str((folder / ref).resolve())}
+        return {"path": fn(ref)}
     if isinstance(ref, dict) and isinstance(ref.get("path"), str):
-        return dict(ref, path=str((folder / ref["path"]).resolve()))
+        return dict(ref, path=fn(ref["path"]))
     return ref
 
 
-def resolve_paths(data: dict, folder: Path) -> dict:
-    """Make the paths one file states absolute (relative to ``folder``, that file's directory)."""
+def _map_paths(data: dict, fn) -> dict:
+    """A copy of ``data`` with ``fn`` applied to every path a recipe states (module doc)."""
     data = copy.deepcopy(data)
     source = data.get("source")
     if isinstance(source, dict):
         for role in ("prototxt", "caffemodel"):
             if role in source:
-                source[role] = _resolve_ref(source[role], folder)
+                source[role] = _map_ref(source[role], fn)
     for section in IMAGE_SECTIONS:
         images = (data.get(section) or {}).get("images") if isinstance(data.get(section), dict) else None
         if isinstance(images, list):
-            data[section]["images"] = [_resolve_ref(r, folder) for r in images]
+            data[section]["images"] = [_map_ref(r, fn) for r in images]
         elif isinstance(images, dict) and isinstance(images.get("manifest"), str):
-            images["manifest"] = str((folder / images["manifest"]).resolve())
+            images["manifest"] = fn(images["manifest"])
     mapper = data.get("mapper")
     if isinstance(mapper, dict) and isinstance(mapper.get("path"), str) and "/" in mapper["path"]:
-        mapper["path"] = str((folder / mapper["path"]).resolve())  # bare names are looked up on PATH
+        mapper["path"] = fn(mapper["path"])  # bare names are looked up on PATH
     return data
+
+
+def resolve_paths(data: dict, folder: Path) -> dict:
+    """Make the paths one file states absolute (relative to ``folder``, that file's directory)."""
+    return _map_paths(data, lambda path: str((folder / path).resolve()))
 
 
 def load_merged(path: Path, chain: tuple[Path, ...] = ()) -> dict:
@@ -231,100 +225,6 @@ def expand_matrix(stem: str, data: dict, where: str) -> dict[str, dict]:
     return variants
 
 
-# -- validation ------------------------------------------------------------------------------
-def _key_path(parts) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(top level)"
-
-
-def _suggest(word: str, choices) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(str(word), sorted(choices), n=1, cutoff=0.5)
-    return f" (did you mean '{close[0]}'?)" if close else f" (valid: {', '.join(sorted(choices))})"
-
-
-def _describe(err) -> list[str]:
-    """One or more problem lines for a jsonschema error."""
-    where, value, schema = _key_path(err.absolute_path), err.instance, err.schema
-    kind = err.validator
-    if kind == "additionalProperties":
-        allowed = set(schema.get("properties", {}))
-        extra = sorted(k for k in value if k not in allowed and not any(
-            re.search(p, k) for p in schema.get("patternProperties", {})))
-        prefix = "" if where == "(top level)" else f"{where}."
-        return [f"{prefix}{k}: unknown key{_suggest(k, allowed)}" for k in extra]
-    if kind == "enum":
-        return [f"{where}: expected one of {', '.join(map(str, err.validator_value))}, "
-                f"got {value!r}{_suggest(value, map(str, err.validator_value))}"]
-    if kind == "const":
-        return [f"{where}: expected {err.validator_value!r}, got {value!r}"]
-    if kind == "type":
-        return [f"{where}: expected {err.validator_value}, got {type(value).__name__} {value!r}"]
-    if kind == "required":
-        return [f"{where}: {err.message.split(' is ')[0]} is required but missing"]
-    if kind == "pattern" and err.validator_value.startswith("^[0-9a-f]{64}"):
-        return [f"{where}: expected 64 lowercase hex digits (a sha256), got {value!r}"]
-    if kind == "anyOf" and err.context:
-        # Prefer the alternative whose type fits: it says what is really wrong.
-        typed = [e for e in err.context if e.validator not in ("type", "anyOf", "required",
-                                                               "additionalProperties")]
-        if typed:
-            return _describe(max(typed, key=lambda e: len(e.absolute_path)))
-        return [f"{where}: expected {schema.get('description') or _shape(schema)}, got {value!r}"]
-    if kind == "propertyNames":
-        return [f"{where}: unknown name {value!r}"]
-    return [f"{where}: {err.message}"]
-
-
-def _shape(schema: dict) -> str:
-    options = [s.get("$ref", "").rsplit("/", 1)[-1] or s.get("type", "?") for s in schema["anyOf"]]
-    return " or ".join(str(o) for o in options)
-
-
-def _schema() -> dict:
-    import json
-
-    return json.loads(SCHEMA_PATH.read_text())
-
-
-def schema_problems(data: dict) -> list[str]:
-    """All schema problems of a resolved recipe, one line each, in key order."""
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(_schema())
-    lines: list[str] = []
-    for err in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.path]):
-        lines.extend(line for line in _describe(err) if line not in lines)
-    return lines
-
-
-def validate(data: dict, where: str, cache=None) -> None:
-    """Check a resolved recipe against the schema, or skip when this exact content passed before.
-
-    Args:
-        data: the resolved recipe (after extends, matrix and path resolution).
-        where: file name for messages.
-        cache: optional ``nnbuild.cache.Cache`` remembering passing results.
-
-    Raises:
-        RecipeProblems: one line per problem.
-    """
-    marker = None
-    if cache is not None:
-        marker = cache.base / "valid" / sha256_json([cache.stats.sha256(SCHEMA_PATH), data])
-        if marker.exists():
-            return
-    problems = schema_problems(data)
-    if problems:
-        raise RecipeProblems(where, problems)
-    if marker is not None:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
-
-
 # -- discovery -------------------------------------------------------------------------------
 def recipe_files(folder: Path) -> list[Path]:
     """Recipe files directly in ``folder`` (``*.yaml``/``*.yml``), bases excluded."""
@@ -393,20 +293,16 @@ def load(name: str, folder: Path | None = None, cache=None) -> Recipe:
 
 
 def portable(data: dict, root: Path | None = None) -> dict:
-    """A copy of a resolved recipe with paths below ``root`` made relative to it (for packages
-    that must not depend on where the project was checked out)."""
-    prefix = str(root or project_root()) + os.sep
+    """A copy of a resolved recipe with its paths relative to ``root`` (the project root), for
+    packages that must not depend on where the project was checked out. Paths outside the root
+    (``../shared/...``, a base recipe elsewhere) become ``../`` paths rather than absolute ones.
+    """
+    base = str(root or project_root())
 
-    def walk(value):
-        if isinstance(value, dict):
-            return {k: walk(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        if isinstance(value, str) and value.startswith(prefix):
-            return value[len(prefix):]
-        return value
+    def relative(path: str) -> str:
+        return Path(os.path.relpath(path, base)).as_posix() if os.path.isabs(path) else path
 
-    return walk(data)
+    return _map_paths(data, relative)
 
 
 def new_recipe(name: str, source: str, folder: Path | None = None) -> Path:

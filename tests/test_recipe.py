@@ -55,6 +55,24 @@ def test_paths_are_relative_to_the_file_that_states_them(tmp_path):
     assert recipe.names_in(tmp_path / "recipes") == ["r"]  # _base is not a recipe
 
 
+def test_portable_paths_are_root_relative_even_outside_the_root(tmp_path):
+    """What a package records: no absolute path, whether inside the project or beside it."""
+    proj = tmp_path / "proj"
+    write(tmp_path, "outside/b.yaml", "schema_version: 1\n" + SOURCE +
+          "input: {shape: [1, 3, 8, 8]}\ncalibration: {images: [../shared/a.jpg], count: 1}\n"
+          "check: {images: {manifest: list.txt}}\n")
+    write(proj, "recipes/r.yaml", "extends: ../../outside/b.yaml\n"
+          "description: a text that names %s/x without being a path\n" % proj +
+          "patch_check: {images: [p.jpg]}\n")
+    data = recipe.portable(recipe.load("r", proj / "recipes").data, root=proj)
+    assert data["source"]["prototxt"] == {"path": "../outside/m.prototxt"}
+    assert data["source"]["caffemodel"]["path"] == "../outside/m.caffemodel"
+    assert data["calibration"]["images"] == [{"path": "../shared/a.jpg"}]
+    assert data["check"]["images"]["manifest"] == "../outside/list.txt"
+    assert data["patch_check"]["images"] == [{"path": "recipes/p.jpg"}]
+    assert data["description"].startswith("a text that names /")  # not a path field: as is
+
+
 def test_matrix_expands_with_documented_names(tmp_path):
     write(tmp_path, "recipes/rf.yaml", "schema_version: 1\n" + SOURCE + textwrap.dedent("""\
         input: {shape: [1, 3, 8, 8]}
