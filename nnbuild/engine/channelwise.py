@@ -51,6 +51,8 @@ def _operands(x: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(x as (N, C, R) rows, v shaped to broadcast over them) for a C-contiguous ``x``."""
     n, c = x.shape[0], x.shape[1]
     rows = x.reshape(n, c, -1)
+    if v.dtype != np.float32 or x.dtype != np.float32:  # not from the engine: no fast path
+        return rows.astype(np.float32, copy=False), np.asarray(v, np.float32).reshape(c, 1)
     length = rows.shape[2]
     if length >= BUFSIZE or length == 1 or v.flags.writeable:
         return rows, v.reshape(c, 1)  # a writable v may change: never serve a stale copy
@@ -62,12 +64,10 @@ def _operands(x: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _apply(ufunc, x: np.ndarray, v, out: np.ndarray | None) -> np.ndarray:
     if np.ndim(v) == 0 or x.ndim < 2 or not x.flags.c_contiguous \
-            or (out is not None and not out.flags.c_contiguous):
-        shape = (1, -1) + (1,) * (x.ndim - 2) if np.ndim(v) and x.ndim >= 2 else ()
-        vv = np.reshape(v, shape) if shape else v
-        return ufunc(x, vv, out=out, dtype=np.float32) if out is not None \
-            else ufunc(x, vv, dtype=np.float32)
-    rows, vv = _operands(x, v)
+            or (out is not None and not out.flags.c_contiguous):  # plain numpy broadcasting
+        vv = v if np.ndim(v) == 0 else np.reshape(v, (1, -1) + (1,) * (x.ndim - 2))
+        return ufunc(x, vv, out=out, dtype=np.float32)
+    rows, vv = _operands(x, np.asarray(v))  # float32 both: no dtype= needed (it costs a lookup per call)
     if out is None:
         return ufunc(rows, vv).reshape(x.shape)
     ufunc(rows, vv, out=out.reshape(rows.shape))

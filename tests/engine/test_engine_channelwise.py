@@ -54,6 +54,16 @@ def test_out_may_be_the_input_and_non_contiguous_inputs_work():
     np.testing.assert_allclose(channelwise.mul(x, np.float32(3)), x * 3, rtol=1e-6)
 
 
+def test_other_dtypes_still_give_float32():
+    x = RNG.standard_normal((1, 3, 4, 4)).astype(np.float32)
+    v = np.array([1.5, -2.0, 0.25])  # float64, and a list
+    for vector in (v, list(v)):
+        got = channelwise.mul(x, vector)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, reference(np.multiply, x, v), rtol=1e-6)
+    assert channelwise.add(x.astype(np.float64), v.astype(np.float32)).dtype == np.float32
+
+
 def test_an_edited_writable_vector_is_never_served_stale():
     x = np.ones((1, 4, 3, 3), np.float32)
     v = np.arange(4, dtype=np.float32)  # writable: the caller may change it between calls
