@@ -22,6 +22,12 @@ def _default_param():
     return caffe_pb2.LayerParameter()
 
 
+def placed(err: ModelError, layer) -> ModelError:
+    """``err`` again, with ``layer`` as the place (kernels know no layer names)."""
+    return type(err)(f"layer {layer.name!r} ({layer.type})", err.what, expected=err.expected,
+                     got=err.got, hint=err.hint)
+
+
 def run_layer(layer, inputs: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None
               ) -> list[np.ndarray]:
     """Run one layer on ``inputs`` (bottom arrays, in order) and return its tops as float32.
@@ -44,8 +50,7 @@ def run_layer(layer, inputs: Sequence[np.ndarray], weights: Sequence[np.ndarray]
     try:
         outs = adapter(param, list(inputs), blobs, len(layer.tops))
     except ModelError as err:  # re-raised with the layer's name as the place
-        raise type(err)(where, err.what, expected=err.expected, got=err.got,
-                        hint=err.hint) from None
+        raise placed(err, layer) from None
     except (ValueError, IndexError) as err:  # numpy shape mismatches inside a kernel
         raise ModelError(where, f"cannot compute the layer ({err})",
                          expected="input shapes that fit the layer's parameters", got=[tuple(x.shape) for x in inputs],
@@ -149,8 +154,7 @@ def _activate_inplace(act, x: np.ndarray, weights) -> np.ndarray:
     try:
         slope = prelu_slope(x, act_blobs[0], shared)
     except ModelError as err:
-        raise type(err)(f"layer {act.name!r} ({act.type})", err.what, expected=err.expected,
-                        got=err.got, hint=err.hint) from None
+        raise placed(err, act) from None
     return leaky_inplace(x, slope)
 
 
@@ -171,8 +175,7 @@ def _affine_core(core, blobs, weights, geometry) -> np.ndarray:
                 return conv.run_folded(first.param, x, conv_weights)
             return conv.convolution(x, *conv_weights, **geo)
         except ModelError as err:
-            raise type(err)(f"layer {first.name!r} ({first.type})", err.what,
-                            expected=err.expected, got=err.got, hint=err.hint) from None
+            raise placed(err, first) from None
     out = channelwise.mul(x, a)
     return channelwise.add(out, b, out=out)
 
