@@ -19,14 +19,12 @@ import pathlib
 NAME = "calibrate"
 NEEDS = ("patch",)
 READS = ("input", "calibration")
-CODE = ("nnbuild.stages.calibrate", "nnbuild.nnie.calibrate", "nnbuild.nnie.quantpoints",
-        "nnbuild.preprocess", "nnbuild.engine", "nnbuild.caffe", "nnbuild.ir", "nnbuild.fetch")
 GROUP = "calibration"
 
 
 def external_inputs(recipe: dict) -> dict[str, list]:
     """The calibration pictures: ``{"calibration": [ref, ...]}`` from ``calibration.images/count``."""
-    from nnbuild.fetch import image_refs
+    from nnbuild.build.fetch import image_refs
 
     spec = recipe.get("calibration") or {}
     return {GROUP: image_refs(spec.get("images"), spec.get("count"), "calibration.images")}

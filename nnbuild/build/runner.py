@@ -1,7 +1,8 @@
 """Run one stage of one recipe through the cache: key, look-up, restore or run, store, publish.
 
 The stage key is the sha256 of the canonical JSON *key document* (``key_doc``): cache version,
-stage name, code fingerprint of the stage's ``CODE`` modules, the recipe fields in ``READS``
+stage name, code fingerprint of the stage module's import closure (``build.fingerprint``: every
+``nnbuild`` file it can run, with library versions), the recipe fields in ``READS``
 (with paths reduced to file names), the sha256s of the external inputs (sorted), the output
 hashes of the upstream stages, and external tool versions. No absolute paths, times or hosts.
 
@@ -19,12 +20,12 @@ from pathlib import Path
 from types import ModuleType
 
 from nnbuild import errors
-from nnbuild.cache import CACHE_VERSION, Cache, remove_tree, write_json_atomic
-from nnbuild.fetch import fetch, input_digest, ref_label
-from nnbuild.hashing import code_fingerprint, sha256_json
-from nnbuild.recipe import Recipe, get_dotted
-from nnbuild.stages import stages
-from nnbuild.stages.context import StageContext
+from nnbuild.build.cache import CACHE_VERSION, Cache, remove_tree, write_json_atomic
+from nnbuild.build.fetch import fetch, input_digest, ref_label
+from nnbuild.hashing import sha256_json, stat_signature
+from nnbuild.recipe.load import Recipe, get_dotted
+from nnbuild.build.registry import stages
+from nnbuild.build.context import StageContext
 
 DIST_SUFFIX = ".tar.gz"  # package outputs with this suffix are also copied to dist/
 
@@ -57,7 +58,7 @@ class Pipeline:
     def __init__(self, cache: Cache, dist: Path, modules: dict[str, ModuleType] | None = None):
         self.cache, self.dist = cache, dist
         self.modules = stages() if modules is None else modules
-        self._code: dict[str, dict] = {}
+        self.prints = cache.prints
         self._inputs: dict[tuple[str, str], dict] = {}
         self._keys: dict[tuple[str, str], tuple[str, dict, dict] | None] = {}
 
@@ -105,7 +106,7 @@ class Pipeline:
             labels.update({d: ref_label(r) for d, r in zip(digests, refs)})
             inputs[group] = sorted(digests)
         tools = getattr(module, "tool_versions", None)
-        doc = {"cache": CACHE_VERSION, "stage": stage, "code": self._fingerprint(module),
+        doc = {"cache": CACHE_VERSION, "stage": stage, "code": self.prints.of(module.__name__),
                "recipe": {path: keyable(get_dotted(recipe.data, path)) for path in module.READS},
                "inputs": inputs, "upstream": upstream,
                "tools": tools(recipe.data) if tools else {}}
@@ -117,12 +118,6 @@ class Pipeline:
             return sha256_json(doc), doc, labels
         self._keys[memo] = (sha256_json(doc), doc, labels)
         return self._keys[memo]
-
-    def _fingerprint(self, module: ModuleType) -> dict:
-        if module.__name__ not in self._code:
-            mods = tuple(module.CODE) + (module.__name__,)
-            self._code[module.__name__] = code_fingerprint(mods, self.cache.stats)
-        return self._code[module.__name__]
 
     def forget(self, recipe: Recipe) -> None:
         """Drop memoised keys of ``recipe`` (after one of its stages ran)."""
@@ -144,21 +139,23 @@ class Pipeline:
         return marker if isinstance(marker, dict) and "key" in marker else None
 
     def outputs_intact(self, recipe_name: str, stage: str, marker: dict) -> bool:
-        """True when every materialised output still has the size/mtime recorded at publish."""
+        """True when every materialised output still has the stat data recorded at publish
+        (size, mtime, inode, ctime: a file rewritten in place with the same size and a restored
+        mtime still changes its ctime, so it is restored from the store, never used)."""
         folder = self.cache.out_dir(recipe_name, stage)
         for name, sig in marker.get("stat", {}).items():
             try:
                 st = os.stat(folder / name)
             except FileNotFoundError:
                 return False
-            if [st.st_size, st.st_mtime_ns] != sig:
+            if stat_signature(st) != sig:
                 return False
         for name, sig in marker.get("dist", {}).items():
             try:
                 st = os.stat(self.dist / name)
             except FileNotFoundError:
                 return False
-            if [st.st_size, st.st_mtime_ns] != sig:
+            if stat_signature(st) != sig:
                 return False
         return True
 
@@ -216,6 +213,7 @@ class Pipeline:
         self._publish(recipe, stage, staging, entry)
         self.forget(recipe)
         self.cache.stats.save()
+        self.prints.save()
         _raise_recorded(entry, f"{stage}:{recipe.name}")
         return how
 
@@ -230,6 +228,7 @@ class Pipeline:
             name=recipe.name, stage=stage, recipe=recipe.data, out=out, scratch=scratch,
             upstream_dirs={n: self.cache.out_dir(recipe.name, n) for n in self._ancestors(stage)},
             fetch_group=lambda group: self._fetch_group(recipe, stage, group),
+            code_digest=self.prints.digest,
             upstream_keys={n: self.key_doc(recipe, n)[0] for n in self._ancestors(stage)})
         start = time.monotonic()
         try:
@@ -298,8 +297,7 @@ class Pipeline:
             remove_tree(staging.parent)  # the run's work directory, now empty
         stat = {}
         for name in entry["outputs"]:
-            st = os.stat(target / name)
-            stat[name] = [st.st_size, st.st_mtime_ns]
+            stat[name] = stat_signature(os.stat(target / name))
         marker = {"key": entry["key"], "doc": entry["doc"], "labels": entry.get("labels", {}),
                   "outputs": entry["outputs"], "stat": stat, "failed": bool(entry.get("failure")),
                   "dist": self._to_dist(recipe, stage, target, entry)}
@@ -318,8 +316,7 @@ class Pipeline:
                 final_tmp = self.dist / f".{name}.{os.getpid()}.tmp"
                 shutil.move(tmp, final_tmp)
                 os.replace(final_tmp, self.dist / name)
-                st = os.stat(self.dist / name)
-                published[name] = [st.st_size, st.st_mtime_ns]
+                published[name] = stat_signature(os.stat(self.dist / name))
         return published
 
 
@@ -342,7 +339,7 @@ def _raise_recorded(entry: dict, where: str) -> None:
 def stage_output_dir(recipe_name: str, stage: str, cache_root: Path | None = None) -> Path:
     """Where the outputs of the last build of ``stage`` for ``recipe_name`` are (for users and
     other commands, e.g. ``nnbuild report`` reads the check stage's ``report.html`` there)."""
-    from nnbuild.recipe import project_root
+    from nnbuild.recipe.load import project_root
 
     root = cache_root or Path(os.environ.get("NNBUILD_CACHE") or project_root() / "cache")
     return Cache(root).out_dir(recipe_name, stage)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnbuild.check import compare
+from nnbuild.check.metrics import compare
 from nnbuild.errors import RecipeError
-from nnbuild.tasks.registry import task_metric
+from nnbuild.check.tasks.registry import task_metric
 
 
 def _pick(outputs: dict, args: dict) -> np.ndarray:

@@ -15,7 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from nnbuild.cache import Cache, is_sha256, write_json_atomic
+from nnbuild.build.cache import Cache, is_sha256, write_json_atomic
 from nnbuild.errors import FetchError, RecipeError
 from nnbuild.hashing import CHUNK, sha256_text
 
@@ -32,13 +32,15 @@ def ref_label(ref: dict) -> str:
 def input_digest(ref: dict, cache: Cache, where: str = "input") -> str:
     """The content hash a REF stands for, without copying anything.
 
-    Pinned REFs answer from their ``sha256``; unpinned local files are hashed through the stat
-    cache (a stat call when unchanged).
+    Pinned REFs answer from their ``sha256`` (after checking their local file, if they name
+    one that exists); unpinned local files are hashed through the stat cache (a stat call when
+    unchanged).
 
     Raises:
-        FetchError: an unpinned path that does not exist.
+        FetchError: an unpinned path that does not exist, or a pinned local file that changed.
     """
     if ref.get("sha256"):
+        _check_local(ref, cache, where)
         return ref["sha256"]
     path = ref.get("path")
     if not path or not os.path.isfile(path):
@@ -59,6 +61,7 @@ def fetch(ref: dict, cache: Cache, where: str = "input") -> Path:
         FetchError: sha256 mismatch (both hashes named) or the file is nowhere to be found.
     """
     want = ref.get("sha256")
+    _check_local(ref, cache, where)
     if want and cache.cas_path(want).is_file():
         # Stat-cached check: a store file edited behind our back is re-fetched, not trusted.
         if cache.stats.sha256(cache.cas_path(want)) == want:
@@ -68,9 +71,6 @@ def fetch(ref: dict, cache: Cache, where: str = "input") -> Path:
     path = ref.get("path")
     if path and os.path.isfile(path):
         got = cache.stats.sha256(path)
-        if want and got != want:
-            raise FetchError(f"{where} ({path})", "sha256 mismatch", expected=want, got=got,
-                             hint="the file changed; restore it or update the recipe's sha256")
         cache.put_file(path, expected=got)
         return cache.cas_path(got)
     if path:
@@ -86,6 +86,19 @@ def fetch(ref: dict, cache: Cache, where: str = "input") -> Path:
                          expected="the file in one of: " + "; ".join(tried or ["(nowhere)"]),
                          got="nothing", hint=_how_to_provide(ref))
     return found
+
+
+def _check_local(ref: dict, cache: Cache, where: str) -> None:
+    """A pinned REF whose local file exists must still match its pin, even when the store
+    already holds the pinned content: a changed source is a mistake to report, not to hide."""
+    want, path = ref.get("sha256"), ref.get("path")
+    if not (want and path and os.path.isfile(path)):
+        return
+    got = cache.stats.sha256(path)
+    if got != want:
+        raise FetchError(f"{where} ({path})", "sha256 mismatch", expected=want, got=got,
+                         hint="the file changed since it was pinned; restore it, or put its new "
+                              "sha256 in the recipe")
 
 
 def _how_to_provide(ref: dict) -> str:
@@ -109,7 +122,7 @@ def mirror_dirs() -> list[Path]:
 def _project_mirrors() -> list[Path]:
     import tomllib
 
-    from nnbuild.recipe import project_root
+    from nnbuild.recipe.load import project_root
 
     root = project_root()
     try:
@@ -160,7 +173,8 @@ def mirror_index(directory: Path, cache: Cache, rebuild: bool = False) -> dict[s
     if not directory.is_dir():
         return {}
     index_file = cache.base / "mirror" / f"{sha256_text(str(directory))}.json"
-    signature = _dir_signature(directory)
+    # The code that builds the index is part of its key: an index made by other code is rebuilt.
+    signature = [cache.prints.digest(__name__), _dir_signature(directory)]
     if not rebuild and index_file.is_file():
         try:
             saved = json.loads(index_file.read_text())
@@ -176,6 +190,7 @@ def mirror_index(directory: Path, cache: Cache, rebuild: bool = False) -> dict[s
             index.setdefault(cache.stats.sha256(full), os.path.relpath(full, directory))
     write_json_atomic(index_file, {"signature": signature, "index": index}, cache)
     cache.stats.save()
+    cache.prints.save()
     return index
 
 

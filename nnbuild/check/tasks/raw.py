@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnbuild.check import compare
-from nnbuild.tasks.registry import task_metric
+from nnbuild.check.metrics import compare
+from nnbuild.check.tasks.registry import task_metric
 
 
 @task_metric("raw")

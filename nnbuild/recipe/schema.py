@@ -103,7 +103,7 @@ def validate(data: dict, where: str, cache=None) -> None:
     Args:
         data: the resolved recipe (after extends, matrix and path resolution).
         where: file name for messages.
-        cache: optional ``nnbuild.cache.Cache`` remembering passing results.
+        cache: optional ``nnbuild.build.cache.Cache`` remembering passing results.
 
     Raises:
         RecipeProblems: one line per problem.

@@ -17,7 +17,7 @@ Rules (docs/design.md "Recipe"):
 * Names match ``[A-Za-z0-9][A-Za-z0-9._+-]*`` so that no recipe can make nnbuild write outside
   ``cache/`` or ``dist/``.
 
-Validation (``nnbuild/recipe_schema.py``, jsonschema imported lazily) runs only when the
+Validation (``nnbuild/recipe/schema.py``, jsonschema imported lazily) runs only when the
 resolved recipe changed: a passing result is remembered in ``cache/v1/valid/``.
 """
 
@@ -34,7 +34,7 @@ import yaml
 
 from nnbuild.errors import RecipeError
 from nnbuild.hashing import sha256_file
-from nnbuild.recipe_schema import validate
+from nnbuild.recipe.schema import validate
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 IMAGE_SECTIONS = ("patch_check", "calibration", "check")

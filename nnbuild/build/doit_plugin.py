@@ -5,9 +5,9 @@ Registered in pyproject.toml::
     [tool.doit]
     loader = "nnbuild"
     [tool.doit.plugins.loader]
-    nnbuild = "nnbuild.doit_plugin:RecipeLoader"
+    nnbuild = "nnbuild.build.doit_plugin:RecipeLoader"
     [tool.doit.plugins.command]
-    build = "nnbuild.doit_plugin:Build"
+    build = "nnbuild.build.doit_plugin:Build"
 
 Each stage is a doit group task whose sub-tasks are the recipes (``patch:retinaface-640``), wired
 with ``task_dep`` on the stages it needs and an ``uptodate`` that compares stage keys (so an
@@ -27,11 +27,11 @@ from doit.cmd_run import Run, opt_num_process
 from doit.exceptions import TaskError, TaskFailed
 from doit.loader import generate_tasks
 
-from nnbuild import recipe as recipes
-from nnbuild.cache import Cache
+from nnbuild.recipe import load as recipes
+from nnbuild.build.cache import Cache
 from nnbuild.errors import CheckFailed, NNBuildError
-from nnbuild.stages import final_stages, stages
-from nnbuild.stages.runner import Pipeline
+from nnbuild.build.registry import final_stages, stages
+from nnbuild.build.runner import Pipeline
 
 _PIPELINES: dict[str, Pipeline] = {}
 _RECIPES: dict[tuple[str, str], recipes.Recipe] = {}

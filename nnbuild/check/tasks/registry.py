@@ -52,7 +52,7 @@ def task_metric(name: str) -> Callable[[type], type]:
 
 def _load_all() -> None:
     for module in TASK_MODULES:
-        importlib.import_module(f"nnbuild.tasks.{module}")
+        importlib.import_module(f"nnbuild.check.tasks.{module}")
 
 
 def get(name: str) -> type:

@@ -28,6 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Callable, Iterator
 
+from nnbuild.build.fingerprint import Fingerprints
 from nnbuild.errors import CacheError
 from nnbuild.hashing import CHUNK, StatCache, canonical_json
 
@@ -59,6 +60,8 @@ class Cache:
         self.base = self.root / CACHE_VERSION
         self.warn = warn
         self.stats = StatCache(self.base / "stat.json")
+        # Code fingerprints (import closures), for the key of anything cached under base/.
+        self.prints = Fingerprints(self.stats, self.base / "imports.json")
 
     # -- paths ---------------------------------------------------------------------------------
     def cas_path(self, digest: str) -> Path:

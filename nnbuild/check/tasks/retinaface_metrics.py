@@ -1,21 +1,21 @@
 """The ``retinaface`` task: float vs quantized RetinaFace detections, and recall vs WIDER truth.
 
-Both output sets are decoded by ``nnbuild.tasks.retinaface`` (anchors, deltas, landmarks, NMS);
+Both output sets are decoded by ``nnbuild.check.tasks.retinaface`` (anchors, deltas, landmarks, NMS);
 this module only scores them: recall/precision of the float detections at IoU 0.5, box and
-landmark error in pixels, score drift (``nnbuild.tasks.matching``), and, when the check images
+landmark error in pixels, score drift (``nnbuild.check.tasks.matching``), and, when the check images
 carry WIDER ground truth (``gt_boxes`` in the args), the recall of each model against it.
 ``check.task_args``: ``score_threshold`` (0.5), ``nms_iou`` (0.4).
 """
 
 from __future__ import annotations
 
-from nnbuild.tasks import matching
-from nnbuild.tasks.registry import task_metric
+from nnbuild.check.tasks import matching
+from nnbuild.check.tasks.registry import task_metric
 
 
 def detections(outputs: dict, args: dict) -> list[dict]:
     """Decoded faces as ``{"box", "score", "landmarks"}`` dicts in network-input pixels."""
-    from nnbuild.tasks import retinaface
+    from nnbuild.check.tasks import retinaface
 
     faces = retinaface.decode(outputs, tuple(args["input_hw"]),
                               score_threshold=float(args.get("score_threshold", 0.5)),

@@ -18,20 +18,23 @@ class StageContext:
         stage: stage name.
         recipe: the resolved recipe dict (paths absolute).
         out: empty staging directory; every file written below it is an output.
-        scratch: persistent per-recipe, per-stage directory for sub-results (never in the key).
+        scratch: persistent per-recipe, per-stage directory for sub-results (never in the key;
+            each sub-result's own key must include ``code_digest`` of the code computing it).
         upstream_keys: ``{stage: key}`` of the stages this one needs (and theirs).
         failure: the error recorded by ``fail``, if any.
     """
 
     def __init__(self, *, name: str, stage: str, recipe: dict, out: Path, scratch: Path,
                  upstream_dirs: dict[str, Path], fetch_group: Callable[[str], list[Path]],
-                 upstream_keys: dict[str, str], log: Callable[[str], None] | None = None):
+                 upstream_keys: dict[str, str], code_digest: Callable[[str], str] | None = None,
+                 log: Callable[[str], None] | None = None):
         self.name, self.stage, self.recipe = name, stage, recipe
         self.out, self.scratch = out, scratch
         self.upstream_keys = upstream_keys
         self.failure: NNBuildError | None = None
         self._upstream_dirs = upstream_dirs
         self._fetch_group = fetch_group
+        self._code_digest = code_digest
         self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
 
     def upstream(self, stage: str) -> Path:
@@ -50,6 +53,17 @@ class StageContext:
     def files(self, group: str) -> list[Path]:
         """Verified local copies of ``external_inputs(recipe)[group]``, sorted by sha256."""
         return self._fetch_group(group)
+
+    def code_digest(self, module: str) -> str:
+        """Fingerprint of the import closure of ``module`` (``build.fingerprint``): part of
+        the key of every sub-result a stage caches (e.g. per-image check results), so that an
+        edit of the code that computed a cached result never lets it be served again."""
+        if self._code_digest is None:  # a context made outside the runner (tests, tools)
+            from nnbuild.build.fingerprint import Fingerprints
+            from nnbuild.hashing import StatCache
+
+            self._code_digest = Fingerprints(StatCache(None)).digest
+        return self._code_digest(module)
 
     def log(self, message: str) -> None:
         """One log line, prefixed with the stage and recipe."""

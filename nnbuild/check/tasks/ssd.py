@@ -4,7 +4,7 @@ The CPU part (PriorBox/DetectionOutput, run by the float engine on the NNIE part
 a ``(1, 1, N, 7)`` blob of ``[image, label, score, x1, y1, x2, y2]`` rows with coordinates relative
 to the input (Caffe SSD's DetectionOutput). Its row count depends on the data (float and quantized
 keep different numbers of detections), so the check stage never compares it element-wise
-(``nnbuild.check.dynamic_blobs``): this task matches the detections instead.
+(``nnbuild.check.metrics.dynamic_blobs``): this task matches the detections instead.
 ``check.task_args``: ``output`` (default ``detection_out``), ``score_threshold`` (default 0.5).
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from nnbuild.errors import RecipeError
-from nnbuild.tasks import matching
-from nnbuild.tasks.registry import task_metric
+from nnbuild.check.tasks import matching
+from nnbuild.check.tasks.registry import task_metric
 
 
 def detections(rows: np.ndarray, input_hw: tuple, threshold: float) -> list[dict]:

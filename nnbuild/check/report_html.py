@@ -14,7 +14,7 @@ import io
 import pathlib
 from typing import Callable, Iterable, Sequence
 
-from nnbuild import svg
+from nnbuild.check import svg
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}

@@ -2,7 +2,7 @@
 
 Each rule (nnie-facts.md §5) is a function registered with ``@rule("id")``; it receives a
 ``LintContext`` and yields ``Finding`` s. ``lint(graph, chip)`` runs them all in registration
-order. ``cpu_segments`` (from ``nnbuild.segments``, re-exported here) describes how layers NNIE
+order. ``cpu_segments`` (from ``nnbuild.nnie.segments``, re-exported here) describes how layers NNIE
 cannot run split the net into NNIE and CPU segments.
 """
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Iterable, Iterator
 
-from nnbuild.chips import Chip, get_chip
+from nnbuild.nnie.chips import Chip, get_chip
 from nnbuild.ir import Graph, Layer
-from nnbuild.segments import (NNIE_TYPES, Segment, cpu_segments, describe_segments,
+from nnbuild.nnie.segments import (NNIE_TYPES, Segment, cpu_segments, describe_segments,
                                runs_on_cpu)
 from nnbuild.shapes import Shape, infer_shapes
 
@@ -70,7 +70,7 @@ def lint(graph: Graph, chip: str | Chip = "hi3516dv300",
 
     Args:
         graph: the network.
-        chip: a chip name (see ``nnbuild.chips``) or ``Chip``; it selects the limits.
+        chip: a chip name (see ``nnbuild.nnie.chips``) or ``Chip``; it selects the limits.
         shapes: blob shapes; inferred (leaving out layers of unknown type) when None.
 
     Returns:

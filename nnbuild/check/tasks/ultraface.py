@@ -14,8 +14,8 @@ import math
 import numpy as np
 
 from nnbuild.errors import ModelError
-from nnbuild.tasks import matching
-from nnbuild.tasks.registry import task_metric
+from nnbuild.check.tasks import matching
+from nnbuild.check.tasks.registry import task_metric
 
 # Linzaer vision/ssd/config/fd_config.py: one stride per detection head, its anchor sizes (px).
 STRIDES = (8, 16, 32, 64)

@@ -19,7 +19,7 @@ import dataclasses
 import math
 from typing import Callable, Iterable, Sequence
 
-from nnbuild.check import rank_sensitivity
+from nnbuild.check.metrics import rank_sensitivity
 from nnbuild.errors import RecipeError
 
 
@@ -189,7 +189,7 @@ class SimScorer:
         """Output blob -> mean cosine over the images with ``hp`` in 16-bit."""
         import numpy as np
 
-        from nnbuild.check import compare
+        from nnbuild.check.metrics import compare
         from nnbuild.nnie.simulate import prepare, simulate
 
         hp = set(hp)

@@ -7,8 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-from nnbuild import check
-from nnbuild.check_image import HIST_BINS, load_models
+from nnbuild.check import metrics as check
+from nnbuild.check.image import HIST_BINS, load_models
 
 # Gate defaults that apply to every task (docs/report-json.md "Gate").
 DEFAULT_MIN_OUTPUT_COSINE = 0.9
@@ -76,7 +76,7 @@ def gate_rules(check_spec: dict, outputs: list[dict], task_cls, task_metrics: di
 def sensitivity(graph, ranges, jobs: Sequence) -> list[dict]:
     """Single-layer 16-bit trials on the first images (``check.rank_sensitivity`` order)."""
     from nnbuild import preprocess
-    from nnbuild.suggest import SimScorer
+    from nnbuild.check.suggest import SimScorer
 
     feeds = []
     for job in jobs[:SENSITIVITY_IMAGES]:
@@ -90,7 +90,7 @@ def sensitivity(graph, ranges, jobs: Sequence) -> list[dict]:
 
 def build(ctx, jobs: Sequence, results: Sequence[dict], hashes: dict[str, str]) -> dict:
     """The report.json dict (docs/report-json.md), gate applied."""
-    from nnbuild.tasks import registry
+    from nnbuild.check.tasks import registry
 
     job = jobs[0]
     graph, _, ranges, plan = load_models(job.model, job.cpu, job.ranges, job.mode)
@@ -155,11 +155,11 @@ def latency(ctx) -> dict | None:
 
 
 def write_html(ctx, report: dict, jobs: Sequence) -> None:
-    """report.html via nnbuild.report when that module is installed (skipped otherwise)."""
+    """report.html via nnbuild.check.report_html when that module is installed (skipped otherwise)."""
     try:
-        from nnbuild import report as html_report
+        from nnbuild.check import report_html as html_report
     except ImportError:
-        ctx.log("check: nnbuild.report not available, report.html skipped")
+        ctx.log("check: nnbuild.check.report_html not available, report.html skipped")
         return
     from nnbuild import preprocess
 

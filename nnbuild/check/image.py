@@ -12,7 +12,7 @@ import functools
 
 import numpy as np
 
-from nnbuild.check import DATA_MOVEMENT_TYPES, compare, dynamic_blobs
+from nnbuild.check.metrics import DATA_MOVEMENT_TYPES, compare, dynamic_blobs
 
 HIST_BINS = 64
 
@@ -118,7 +118,7 @@ def check_image(job: Job) -> dict:
     from nnbuild import preprocess
     from nnbuild.engine import run
     from nnbuild.nnie.simulate import simulate
-    from nnbuild.tasks import registry
+    from nnbuild.check.tasks import registry
 
     graph, cpu_graph, rng, plan = load_models(job.model, job.cpu, job.ranges, job.mode)
     name, shape, norm, sizing = job.input
