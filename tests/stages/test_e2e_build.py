@@ -34,7 +34,7 @@ def members(archive) -> dict[str, bytes]:
         return {m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in tar if m.isfile()}
 
 
-GOLDEN_CFG = pathlib.Path(__file__).parent / "golden" / "cfg"
+GOLDEN_CFG = pathlib.Path(__file__).parent.parent / "golden" / "cfg"
 
 
 @pytest.fixture(scope="session")
