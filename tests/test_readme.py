@@ -118,6 +118,8 @@ def check_output(project, command: str, output: str) -> None:
         assert "ok (" in output
     elif command.startswith("nnbuild report"):
         assert output.strip().endswith("report.html")
+    elif command.startswith("nnbuild validate recipes/"):
+        assert output == "mtcnn-pnet: ok\n"
     elif command.startswith("nnbuild new"):
         assert (project / "recipes" / "my-retinaface.yaml").is_file()
     elif command.startswith("nnbuild inspect"):
