@@ -113,8 +113,8 @@ def test_wk_format_section_4_keeps_its_numbered_points():
 def test_every_citation_names_an_existing_section():
     found = citations()
     # The scan really sees the code's citations (a broken pattern must not pass vacuously).
-    files = {f for f, doc, _ in found if doc == "nnie-facts"}
-    assert len(found) >= 60 and {"nnbuild/nnie/quantize.py", "nnbuild/nnie/cost.py"} <= files
+    files = {f for f, doc, _ in found if doc == "nnie-facts" and f.startswith("nnbuild/")}
+    assert len(found) >= 60 and len(files) >= 20
     missing = sorted({(f, doc, ref) for f, doc, ref in found if not resolves(doc, ref)})
     assert not missing, f"citations of sections missing in docs/: {missing}"
 
