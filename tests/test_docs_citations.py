@@ -151,9 +151,11 @@ def test_bare_sections_count_only_when_one_document_is_cited():
 
 def test_nnie_facts_section_2_names_every_cfg_key_nnbuild_writes():
     from nnbuild.nnie.cfg import make_cfg, parse_cfg
+    from nnbuild.recipe.spec import RecipeSpec
 
-    recipe = {"input": {"color": "RGB", "mean": [1, 2, 3], "scale": 0.5},
-              "calibration": {"count": 20}, "target": {"chip": "hi3516dv300"}}
+    recipe = RecipeSpec.from_data({"input": {"color": "RGB", "mean": [1, 2, 3], "scale": 0.5},
+                                   "calibration": {"count": 20},
+                                   "target": {"chip": "hi3516dv300"}})
     keys = parse_cfg(make_cfg(recipe, instruction_name="inst/net")["nnie_mapper.cfg"])
     body = section_text("nnie-facts", 2)
     assert [k for k in keys if f"`{k}`" not in body] == []
