@@ -23,7 +23,8 @@ USES_NAME = True  # the recipe name is in the outputs (see runner.key_doc)
 READS = ("input", "quant", "target", "check")
 CODE = ("nnbuild.stages.check", "nnbuild.check", "nnbuild.check_report",
         "nnbuild.check_image", "nnbuild.suggest", "nnbuild.tasks", "nnbuild.nnie",
-        "nnbuild.engine", "nnbuild.preprocess", "nnbuild.caffe", "nnbuild.ir", "nnbuild.report")
+        "nnbuild.engine", "nnbuild.preprocess", "nnbuild.caffe", "nnbuild.ir", "nnbuild.report",
+        "nnbuild.latency_report")
 GROUP = "check"
 TRUTH = "ground_truth"
 # Bump when the per-image result format changes: it is part of every scratch cache key.
