@@ -35,7 +35,7 @@ def test_leave_one_out_mobilefacenet_hi3559av100_measured(loo):
     # Honest miss (README, model.py): NNIE 1.1 runs MobileFaceNet 1.5x slower relative to
     # YOLOv5s than the model says. Pinned so a change in either direction is seen.
     error = loo["MobileFaceNet-112, Hi3559AV100 (one core)"]["error"]
-    assert -0.30 < error < -0.25
+    assert -0.38 < error < -0.33
 
 
 def test_cpu_points_are_upper_bounds(works):

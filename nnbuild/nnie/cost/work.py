@@ -19,8 +19,12 @@ Three facts about how the mapper lays a network out on the NNIE set what is coun
   and writes its outputs.
 
 ``act_elems`` counts the elements an operation reads from and writes to DRAM (inputs of its
-first layer, outputs of its fused chain); ``weight_elems`` the weights it loads (expanded for
-grouped layers, as stored). Bytes are elements times the operation's width (1 or 2 bytes).
+first layer, outputs of its fused chain); ``weight_elems`` the weights it loads: the layer's own
+parameters, *not* the zero-expanded kernel. The expansion happens in the MAC array, not in DRAM:
+the 8-bit RetinaFace file stores each group in a compressed block of ~109 bytes (type 0x51,
+wk-format.md §3), against 2,304 bytes for a 256-channel group expanded, and its whole weight
+region (717 KB) is a third of what the expanded kernels would take. Bytes are elements times the
+operation's width (1 or 2 bytes).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ class LayerWork:
         macs: MACs under ``nnbuild.stats``'s conventions (the published count).
         work_macs: MACs as NNIE runs the layer (grouped layers expanded, see module docstring).
         act_elems: activation elements read from and written to DRAM.
-        weight_elems: weight values loaded (expanded for grouped layers).
+        weight_elems: weight values loaded from DRAM (the layer's parameters).
         groups: the layer's group count (1 for dense layers and layers without weights).
         fused_into: the operation this layer runs inside (None if it is its own operation or
             addressing only).
@@ -114,6 +118,6 @@ def graph_work(graph: Graph) -> list[LayerWork]:
         weighted = layer.type in WEIGHTED_TYPES
         rows.append(LayerWork(
             st.name, st.type, st.macs, st.macs * groups, moved,
-            st.params * groups if weighted else 0, groups, None,
+            st.params if weighted else 0, groups, None,
             "compute" if weighted else "memory"))
     return rows
