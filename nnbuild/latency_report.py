@@ -59,3 +59,36 @@ def section(report: dict) -> str:
                  f"±{100 * uncertainty:.0f}% on this chip's NNIE generation")
     return (f'<section id="latency"><h2>Where the time goes</h2><div class="kv">{cells}</div>'
             f"<p>{note}.</p>{bar_chart(layers)}</section>")
+
+
+def front_chart(tried: list[dict], front: list[dict], budget_ms: float | None = None) -> str:
+    """Scatter of tried ``_hp`` sets (worst output cosine vs estimated ms), the front as a line."""
+    if not tried:
+        return ""
+    w, h, pad = 640, 320, 48
+    xs, ys = [t["ms"] for t in tried], [t["score"] for t in tried]
+    x0, x1 = min(xs + [budget_ms or xs[0]]), max(xs + [budget_ms or xs[0]])
+    y0, y1 = min(ys), max(ys)
+    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1e-3)
+
+    def px(v: float) -> float:
+        return pad + (w - 2 * pad) * (v - x0) / (x1 - x0)
+
+    def py(v: float) -> float:
+        return h - pad - (h - 2 * pad) * (v - y0) / (y1 - y0)
+    parts = [f'<svg class="chart front-chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
+             'role="img" xmlns="http://www.w3.org/2000/svg"><title>output cosine vs estimated ms'
+             "</title>"]
+    for t in tried:
+        label = html.escape(f"{t['ms']:.2f} ms, {t['score']:.4f}: {','.join(t['layers'])}")
+        parts.append(f'<circle cx="{px(t["ms"]):.1f}" cy="{py(t["score"]):.1f}" r="2.5" '
+                     f'fill="#9aa5b1"><title>{label}</title></circle>')
+    points = " ".join(f"{px(t['ms']):.1f},{py(t['score']):.1f}" for t in front)
+    parts.append(f'<polyline fill="none" stroke="#e67e22" stroke-width="2" points="{points}"/>')
+    if budget_ms is not None:
+        parts.append(f'<line x1="{px(budget_ms):.1f}" x2="{px(budget_ms):.1f}" y1="{pad}" '
+                     f'y2="{h - pad}" stroke="#c0392b" stroke-dasharray="6 4"/>')
+    parts.append(f'<text x="{pad}" y="{h - 12}" font-size="11">estimated ms {x0:.2f} .. '
+                 f'{x1:.2f}; worst output cosine {y0:.4f} .. {y1:.4f}; orange: the front</text>'
+                 "</svg>")
+    return "".join(parts)

@@ -51,3 +51,16 @@ def test_html_names_the_costliest_layers(latency):
 def test_no_section_without_layers():
     assert latency_report.section({"latency": {"ms": 3.0}}) == ""
     assert "Where the time goes" not in report.render_html({"verdict": "pass"})
+
+
+def test_front_chart_plots_every_tried_set_and_the_front():
+    from nnbuild import suggest_budget
+
+    gains = {"a": 0.05, "b": 0.01, "c": 0.2}
+    extra = {"a": 1.0, "b": 0.2, "c": 3.0}
+    result = suggest_budget.search(lambda hp: 0.5 + sum(gains[n] for n in hp), list(gains),
+                                   extra, 10.0, 12.0)
+    svg = latency_report.front_chart(result.tried, result.front(), 12.0)
+    assert svg.count("<circle ") == len(result.tried)
+    assert svg.count(",") >= len(result.front()) and "stroke-dasharray" in svg
+    assert latency_report.front_chart([], []) == ""

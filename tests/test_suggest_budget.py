@@ -84,3 +84,12 @@ def test_budget_8bit_plus_2ms_beats_15_percent_set_at_same_latency(retinaface_in
           f"{result.ms:.2f} ms {prefix}: worst {worst(prefix):.4f}")
     assert result.score >= worst(prefix)
     assert result.score > result.base
+
+
+def test_cli_budget_ms_needs_a_build(tmp_path, monkeypatch, capsys):
+    from nnbuild import cli
+
+    monkeypatch.setenv("NNBUILD_CACHE", str(tmp_path / "cache"))
+    assert cli.main(["suggest-hp", "retinaface-640", "--budget-ms", "+2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nnbuild: error: retinaface-640: the patch stage has not been built")

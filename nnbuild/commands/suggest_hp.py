@@ -31,7 +31,8 @@ def register(subparsers) -> None:
                         help="estimated latency budget instead of a layer count: ms (20) or "
                              "ms over all-8-bit (+2); layers chosen by cosine gained per ms")
     parser.add_argument("--front", help="with --budget-ms: write the sets tried (worst output "
-                                        "cosine vs estimated ms) to this JSON file")
+                                        "cosine vs estimated ms) to this file: JSON, or an "
+                                        "inline-SVG plot if it ends in .html")
     parser.add_argument("-o", "--output", help="also write the diff to this file")
     parser.set_defaults(func=main)
 
@@ -83,14 +84,8 @@ def main(args: argparse.Namespace) -> int:
           f"in 16-bit (budget {budget})", file=sys.stderr)
     print(f"# mean output cosine: int8 {result.base:.4f} -> {result.score:.4f} "
           f"(int16 {result.full:.4f}; {100 * result.fraction:.0f}% of the way)", file=sys.stderr)
-    text = recipe.path.read_text(encoding="utf-8")
-    rel = recipe.path.relative_to(recipes.project_root())
-    diff = suggest.recipe_diff(str(rel), text, result.layers)
-    sys.stdout.write(diff)
-    if args.output:
-        pathlib.Path(args.output).write_text(diff, encoding="utf-8")
+    _write_diff(args, recipe, result.layers)
     return 0
-
 
 
 def _write_diff(args, recipe, layers) -> None:
@@ -126,6 +121,12 @@ def _by_latency(args, recipe, graph, scorer) -> int:
         record = {"recipe": recipe.name, "chip": chip, "budget_ms": budget, "base_ms": base_ms,
                   "layers": result.layers, "ms": result.ms, "score": result.score,
                   "front": result.front(), "tried": result.tried}
-        pathlib.Path(args.front).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        text = json.dumps(record, indent=1) + "\n"
+        if args.front.endswith(".html"):
+            from nnbuild.latency_report import front_chart
+
+            text = (f"<!DOCTYPE html><meta charset=\"utf-8\"><title>{recipe.name} front</title>"
+                    + front_chart(result.tried, result.front(), budget))
+        pathlib.Path(args.front).write_text(text, encoding="utf-8")
     _write_diff(args, recipe, result.layers)
     return 0
