@@ -8,7 +8,8 @@ convolution and a 20x20 head differ by 10x). Here the budget is estimated millis
    is additive per operation, so a set's latency is the all-8-bit time plus its layers' extras).
 2. Rank the candidates that fit by (score with that layer alone in 16-bit - base score) / extra.
 3. Greedy: at each step try the ``width`` best-ranked remaining layers that still fit, keep the
-   one with the best gain per millisecond over the current set; stop when none fits or helps.
+   one with the best gain per millisecond over the current set; while none of them helps, try
+   the next ``width`` (at most ``patience`` batches); stop when none fits or helps.
 
 The score is the **worst output's** mean cosine (``min`` over outputs): what the check gate and
 the README's "worst output cosine" read. Every set evaluated is kept with its estimated ms, so the
@@ -81,7 +82,8 @@ def _ranked(single: Mapping[str, float], extra: Mapping[str, float], base: float
 
 def search(score: Callable[[frozenset], float], candidates: Sequence[str],
            extra_ms: Mapping[str, float], base_ms: float, budget_ms: float, *,
-           width: int = 4, progress: Callable[[Iterable], Iterable] = iter) -> BudgetSuggestion:
+           width: int = 4, patience: int = 3,
+           progress: Callable[[Iterable], Iterable] = iter) -> BudgetSuggestion:
     """Greedy gain-per-millisecond search (see module docstring).
 
     Args:
@@ -91,6 +93,8 @@ def search(score: Callable[[frozenset], float], candidates: Sequence[str],
         base_ms: estimated ms with every layer 8-bit.
         budget_ms: the most estimated ms the result may take.
         width: candidates tried per greedy step.
+        patience: when none of them helps, how many batches of ``width`` further down the
+            ranking a step may try before the search stops.
         progress: wraps iterables for a progress display.
     """
     room = budget_ms - base_ms
@@ -104,21 +108,38 @@ def search(score: Callable[[frozenset], float], candidates: Sequence[str],
     order = _ranked(single, extra_ms, base)
     chosen, current, spent = [], base, 0.0
     while True:
-        trial = [n for n in order if n not in chosen and spent + extra_ms[n] <= room][:width]
-        results = {}
-        for name in trial:
-            layers = chosen + [name]
-            results[name] = single[name] if not chosen else score(frozenset(layers))
+        step = _step(score, order, chosen, current, extra_ms, room - spent, width, patience,
+                     single)
+        for name, value in step["results"].items():
             if chosen:
-                tried.append({"layers": layers, "ms": base_ms + spent + extra_ms[name],
-                              "score": results[name]})
-        gains = {n: (results[n] - current) / max(extra_ms[n], 1e-9) for n in trial}
-        if not trial or max(gains.values()) <= 0:
+                tried.append({"layers": chosen + [name], "ms": base_ms + spent + extra_ms[name],
+                              "score": value})
+        if step["best"] is None:
             break
-        best = max(trial, key=lambda n: gains[n])
-        chosen.append(best)
-        current, spent = results[best], spent + extra_ms[best]
+        chosen.append(step["best"])
+        current, spent = step["results"][step["best"]], spent + extra_ms[step["best"]]
     return BudgetSuggestion(chosen, base_ms, base_ms + spent, base, current, tried)
+
+
+def _step(score, order, chosen, current, extra_ms, room, width, patience, single) -> dict:
+    """One greedy step: ``{results: layer -> score, best: layer with the best gain/ms or None}``.
+
+    Tries the best-ranked remaining layers that fit, ``width`` at a time, and moves on to the
+    next batch (up to ``patience`` batches) only while no layer tried so far improves the score.
+    """
+    fitting = [n for n in order if n not in chosen and extra_ms[n] <= room]
+    results: dict[str, float] = {}
+    for batch in range(patience):
+        trial = fitting[batch * width:(batch + 1) * width]
+        if not trial:
+            break
+        for name in trial:
+            results[name] = single[name] if not chosen else score(frozenset(chosen + [name]))
+        gains = {n: (results[n] - current) / max(extra_ms[n], 1e-9) for n in results}
+        best = max(gains, key=lambda n: gains[n])
+        if gains[best] > 0:
+            return {"results": results, "best": best}
+    return {"results": results, "best": None}
 
 
 def extra_ms(graph, candidates: Sequence[str], chip) -> tuple[float, dict[str, float]]:

@@ -93,3 +93,14 @@ def test_cli_budget_ms_needs_a_build(tmp_path, monkeypatch, capsys):
     assert cli.main(["suggest-hp", "retinaface-640", "--budget-ms", "+2"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("nnbuild: error: retinaface-640: the patch stage has not been built")
+
+
+def test_patience_looks_past_redundant_layers():
+    # a and b repair the same error (only one counts); c repairs another one, at a worse ratio.
+    def score(hp):
+        return 0.2 + (0.5 if hp & {"a", "b"} else 0.0) + (0.1 if "c" in hp else 0.0)
+    extra = {"a": 1.0, "b": 1.0, "c": 1.0}
+    stuck = suggest_budget.search(score, ["a", "b", "c"], extra, 5.0, 9.0, width=1, patience=1)
+    assert stuck.layers == ["a"]
+    result = suggest_budget.search(score, ["a", "b", "c"], extra, 5.0, 9.0, width=1, patience=2)
+    assert result.layers == ["a", "c"] and result.score == pytest.approx(0.8)
