@@ -65,3 +65,20 @@ def test_depthwise_hypotheses_against_the_dv300_points(works):
     real = rate("retinaface-640", 17.0, "macs") / rate("mobilefacenet", 10.0, "macs")
     dense = rate("retinaface-640", 17.0, "work_macs") / rate("mobilefacenet", 10.0, "work_macs")
     assert real > 2.4 and 0.9 < dense < 1.1
+
+    def padded16(net, ms):  # each group padded to 16 input channels
+        return sum(r.macs * min(16, r.groups) for r in works[net]) / ms
+    assert padded16("retinaface-640", 17.0) / padded16("mobilefacenet", 10.0) > 2.0
+
+
+def test_fixed_cost_per_group_contradicts_the_yolov3_bound(works):
+    """Real MACs + a fixed cost per group operation: solve on the two DV300 8-bit points."""
+    def features(net):
+        rows = [r for r in works[net] if r.kind in ("compute", "memory")]
+        return sum(r.macs for r in rows) / 1e9, sum(r.groups for r in rows)
+    (m1, g1), (m2, g2) = features("retinaface-640"), features("mobilefacenet")
+    ms_per_gmac = (17.0 * g2 - 10.0 * g1) / (m1 * g2 - m2 * g1)
+    ms_per_group = (17.0 - m1 * ms_per_gmac) / g1
+    assert ms_per_gmac > 0 and ms_per_group > 0
+    yolo_macs, yolo_groups = features("yolov3-416")
+    assert yolo_macs * ms_per_gmac + yolo_groups * ms_per_group > 238.0 * 2  # bound incl. CPU

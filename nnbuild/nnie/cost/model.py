@@ -25,8 +25,11 @@ and a network's latency is the sum over its operations (NNIE runs them one after
   fitted to the NNIE-only board times (``nnbuild.nnie.cost.fit``). Chips without a measurement
   take their generation's eta, so their estimates follow the datasheet ratios (Hi3516CV500: half
   the DV300's TOPS and DRAM width, ~2x slower).
-* A per-operation overhead is not part of the model: fitted together with eta on the Hi3516DV300
-  points (one per group operation, or one per layer) it comes out at zero.
+* 16-bit = 2x is structural, not fitted (two passes of the 8-bit MAC array, two bytes per
+  value); the board agrees: 34 ms vs 17 ms for RetinaFace-640, "~40 vs 20-odd" with the CPU.
+* A per-operation overhead is not part of the model: fitted with eta on the Hi3516DV300 points
+  (per group operation or per layer) it comes out at zero; one shared by all chips and fitted on
+  all points raises MobileFaceNet-on-DV300's leave-one-out error from 4% to 38%.
 * NNIE 1.1 fits worse: on Hi3559AV100 MobileFaceNet (14 ms) runs 1.5x slower relative to the
   dense YOLOv5s (17 ms) than this model says; the '+ CPU' SSD300 time bounds its eta from below.
 * **Hi3559AV100 has two NNIE cores** (4 TOPS together per its third-party README, 2 per core).
