@@ -155,6 +155,7 @@ def latency(ctx) -> dict | None:
     return {"chip": cost.get("chip", data.get("chip")), "ms": float(cost["latency_ms"]),
             "mode": data.get("mode"), "fitted_to": cost.get("fitted_to"), "estimate": True,
             "totals": cost.get("totals"), "uncertainty": cost.get("uncertainty"),
+            "uncertainty_all": cost.get("uncertainty_all"),
             "layers": layers}
 
 

@@ -57,6 +57,9 @@ def section(report: dict) -> str:
     if isinstance(uncertainty, (int, float)):
         note += (f"; the model's leave-one-out error against published board times is up to "
                  f"±{100 * uncertainty:.0f}% on this chip's NNIE generation")
+    overall = latency.get("uncertainty_all")
+    if isinstance(overall, (int, float)):
+        note += f" and up to ±{100 * overall:.0f}% over all of them (few points: read it as a guide)"
     return (f'<section id="latency"><h2>Where the time goes</h2><div class="kv">{cells}</div>'
             f"<p>{note}.</p>{bar_chart(layers)}</section>")
 

@@ -44,6 +44,7 @@ def test_html_names_the_costliest_layers(latency):
         assert f">{row['name']}</text>" in section
     assert f"{got['totals']['int16']:.2f} ms" in section
     assert f"±{100 * got['uncertainty']:.0f}%" in section
+    assert f"±{100 * got['uncertainty_all']:.0f}% over all" in section
     widths = [float(w) for w in re.findall(r'<rect x="260" y="[\d.]+" width="([\d.]+)"', section)]
     assert widths == sorted(widths, reverse=True) and widths[0] == pytest.approx(550.0)
 

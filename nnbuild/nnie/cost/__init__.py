@@ -79,7 +79,7 @@ def estimate(graph: Graph, chip=None, *, bits: Mapping[str, int] | None = None) 
     Returns:
         dict with ``estimate`` (True), ``note``, ``fitted_to``, ``chip``, ``cores_used`` (1),
         ``efficiency``, ``uncertainty`` (largest leave-one-out error of the chip's NNIE
-        generation, a fraction), totals ``macs``/``work_macs``/``bytes``/``latency_ms`` (the
+        generation, a fraction), ``uncertainty_all`` (largest over every board point), totals ``macs``/``work_macs``/``bytes``/``latency_ms`` (the
         recipe's mode), ``totals`` (``int8``, ``int16``, ``mode`` in ms) and ``layers`` (rows of
         ``layer_costs``).
     """
@@ -94,7 +94,8 @@ def estimate(graph: Graph, chip=None, *, bits: Mapping[str, int] | None = None) 
             f"leave-one-out error up to {100 * uncertainty:.0f}% on NNIE {spec.generation}")
     return {"estimate": True, "note": note, "fitted_to": FITTED_TO, "chip": spec.name,
             "tops": spec.tops, "cores_used": 1, "efficiency": model.EFFICIENCY[spec.generation],
-            "uncertainty": uncertainty, "macs": sum(r["macs"] for r in rows),
+            "uncertainty": uncertainty, "uncertainty_all": max(model.LOO_ERROR.values()),
+            "macs": sum(r["macs"] for r in rows),
             "work_macs": sum(r["work_macs"] for r in rows),
             "bytes": sum(r["bytes"] for r in rows), "latency_ms": total, "totals": totals,
             "layers": rows}
