@@ -143,8 +143,13 @@ def latency(ctx) -> dict | None:
     cost = data.get("cost")
     if not isinstance(cost, dict) or cost.get("latency_ms") is None:
         return None
+    layers = [{"name": r["name"], "ms": round(float(r["ms"]), 5), "bits": r.get("bits"),
+               "bound": r.get("bound")} for r in cost.get("layers") or [] if r.get("ms")]
     return {"chip": cost.get("chip", data.get("chip")), "ms": float(cost["latency_ms"]),
-            "mode": data.get("mode"), "fitted_to": cost.get("fitted_to")}
+            "mode": data.get("mode"), "fitted_to": cost.get("fitted_to"), "estimate": True,
+            "totals": cost.get("totals"), "uncertainty": cost.get("uncertainty"),
+            "uncertainty_all": cost.get("uncertainty_all"),
+            "layers": layers}
 
 
 def write_html(ctx, report: dict, jobs: Sequence) -> None:
