@@ -317,8 +317,17 @@ def _per_group(function, weights, groups: int, bits: int, ranges):
     if ranges.shape != (parts.shape[0],):
         raise ValueError(f"NNIE quantizer: expected {parts.shape[0]} group range(s), "
                          f"got {ranges.shape}")
-    out = [function(part, float(m), bits) for part, m in zip(parts, ranges)]
-    return np.stack(out).reshape(x.shape)
+    # Groups whose ranges share the top index k (rule 1) have the same levels, so they are
+    # quantized together, with any of their ranges (a speed-up only: the result is per group).
+    keys = [top_index(float(m), bits) if _has_levels(float(m)) else None for m in ranges]
+    out = None
+    for key in dict.fromkeys(keys):
+        rows = [i for i, k in enumerate(keys) if k == key]
+        part = function(parts[rows], float(ranges[rows[0]]), bits)
+        if out is None:
+            out = np.empty(parts.shape, dtype=part.dtype)
+        out[rows] = part
+    return out.reshape(x.shape)
 
 
 def quantize_weights(weights, groups: int = 1, bits: int = 8, ranges=None) -> np.ndarray:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
+
 from nnbuild.nnie.wk import layout as L
 
 
@@ -72,3 +74,43 @@ def ranked_part(table: bytes) -> bytes:
 def symbols_present(table: bytes, values) -> bool:
     """Whether every byte value in ``values`` occurs in the ranked part of ``table``."""
     return set(values) <= set(ranked_part(table))
+
+
+def consistent_many(table: bytes, base: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """``table_consistent`` for many candidate plaintexts at once.
+
+    Only the few ``extra`` bytes differ between candidates, so every count is the common
+    histogram plus the candidate's own bytes, worked out on the table's columns and the extra
+    bytes instead of all 256 values.
+
+    Args:
+        table: the symbol table.
+        base: (256,) byte histogram of the part of the plaintext common to all candidates.
+        extra: (candidates, L) uint8, the bytes that differ between candidates.
+
+    Returns:
+        (candidates,) bool: which candidates the table is consistent with.
+    """
+    order = np.frombuffer(bytes(table), dtype=np.uint8)
+    extra = extra.astype(np.intp)
+    in_table = np.zeros(256, dtype=bool)
+    in_table[order] = True
+    ranked_freq = base[order][None, :] + (extra[:, :, None] == order[None, None, :]).sum(axis=1)
+    present = ranked_freq > 0
+    ranked = np.where(present.all(axis=1), len(order), np.argmin(present, axis=1))
+    inside = np.arange(len(order))[None, :] < ranked[:, None]
+    stray = (present & ~inside).any(axis=1)
+    same = extra[:, :, None] == extra[:, None, :]
+    first = ~np.tril(same, k=-1).any(axis=2)              # first occurrence within the row
+    new = first & (base[extra] == 0)
+    distinct = np.count_nonzero(base) + new.sum(axis=1)
+    complete = ranked >= np.minimum(len(order), distinct)
+    rising = ((ranked_freq[:, 1:] > ranked_freq[:, :-1]) & inside[:, 1:]).any(axis=1)
+    # most frequent value outside the ranked part: a non-table value (from the common part, or
+    # an extra byte with its count), or a table entry past ``ranked`` (absent unless stray)
+    outside_base = base[~in_table].max(initial=0)
+    extra_counts = np.where(in_table[extra], 0, base[extra] + same.sum(axis=2))
+    outside = np.maximum(outside_base, extra_counts.max(axis=1, initial=0))
+    last = ranked_freq[np.arange(len(extra)), np.maximum(ranked - 1, 0)]
+    beaten = (ranked > 0) & (outside > last)
+    return ~stray & complete & ~rising & ~beaten
