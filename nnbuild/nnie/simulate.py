@@ -27,7 +27,7 @@ import numpy as np
 from nnbuild.errors import ModelError
 from nnbuild.ir import Graph, Layer
 from nnbuild.nnie import quantize as nq
-from nnbuild.nnie.fastquant import Table
+from nnbuild.nnie.fastquant import Table, group_codes
 from nnbuild.nnie.calibrate import Ranges
 from nnbuild.nnie.quantpoints import QuantPoints, quant_points
 
@@ -110,8 +110,9 @@ def prepare(graph: Graph, ranges: Ranges, mode: str | int) -> Plan:
             groups = points.groups.get(layer.name, 1)
             group_ranges[layer.name] = _weight_ranges(ranges, layer, groups)
             weight_max[layer.name] = float(np.max(group_ranges[layer.name]))
-            q = nq.quantize_weights(layer.blobs[0], groups, points.weights[layer.name],
-                                    group_ranges[layer.name])
+            # fastquant.group_codes is bit-exact with nq.quantize_weights (tested), faster
+            _, q = group_codes(layer.blobs[0], groups, points.weights[layer.name],
+                               group_ranges[layer.name])
             weights[layer.name] = [q] + list(layer.blobs[1:])
     blob_max = {b: float(ranges.blobs[b]) for b in points.blobs}
     return Plan(graph, mode, points, blob_max, weights, weight_max,

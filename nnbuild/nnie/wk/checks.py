@@ -14,6 +14,7 @@ import numpy as np
 
 from nnbuild.ir import Graph
 from nnbuild.nnie import quantize as nq
+from nnbuild.nnie.fastquant import group_codes
 from nnbuild.nnie.wk import expect as E
 from nnbuild.nnie.wk import layout as L
 from nnbuild.nnie.wk.blockmap import LayerBlocks
@@ -182,11 +183,12 @@ class LayerCheck:
         exponent = self.row["exponent"]
         search = SEARCH["bn" if self.bits == 16 and self.bn is not None else self.bits]
         tried = [exponent] if exponent is not None else search
-        fits = self.fitting_exponents(table, index, np.array(tried))
+        fits = self.search(table, index, np.array(tried))
         if fits:
             self.row["table"]["consistent"] += 1
             if exponent is None:
-                self.note(f"exponent searched for the table check ({len(fits)} value(s) fit)")
+                self.note("record exponent unknown (no raw block): searched, the table fits "
+                          f"exponent {fits[0]}")
             return
         self.row["table"]["inconsistent"] += 1
         if exponent is None:
@@ -195,6 +197,17 @@ class LayerCheck:
             reason = table_consistent(table, self.expected(index, exponent))[1]
         self.row["first_difference"] = self.row["first_difference"] or \
             f"block {index} symbol table: {reason}"
+
+    def search(self, table: bytes, index: int, exponents: np.ndarray) -> list[int]:
+        """Exponents that fit, tried nearest to the middle of the range first, in chunks, up to
+        the first chunk with a fit (consistency needs one; the search is for speed only)."""
+        middle = exponents[len(exponents) // 2]
+        ordered = exponents[np.argsort(np.abs(exponents - middle), kind="stable")]
+        for start in range(0, len(ordered), 256):
+            fits = self.fitting_exponents(table, index, ordered[start:start + 256])
+            if fits:
+                return fits
+        return []
 
     def fitting_exponents(self, table: bytes, index: int, exponents: np.ndarray) -> list[int]:
         """The exponents for which the block's expected plaintext fits ``table`` (vectorised:
@@ -224,7 +237,7 @@ class LayerCheck:
         bits, groups = self.bits, self.entry.groups
         zero = nq.CODES[bits][1]
         per_layer = nq.encode(self.weights, float(np.max(np.abs(self.weights))), bits)
-        per_channel = nq.encode_weights(self.weights, groups, bits)
+        per_channel = group_codes(self.weights, groups, bits)[0]   # == nq.encode_weights
         for channel, block in enumerate(self.entry.blocks):
             table = table_of(self.wk.block_bytes(block))
             if table is None:
