@@ -235,17 +235,17 @@ def _data_width(data: bytes, body: int, length: int, tail: int) -> int:
     return 8 * data[body + length + 1]
 
 
-def read_wk(source: str | pathlib.Path | bytes) -> WkFile:
-    """Read and check a ``.wk`` file (a path or its bytes).
+def read_wk(source: str | pathlib.Path | bytes, where: str | None = None) -> WkFile:
+    """Read and check a ``.wk`` file (a path or its bytes; ``where`` names it in messages).
 
     Raises:
         WkError: not a .wk, truncated, trailing bytes, CRC mismatch, unknown version, segment
             count outside 1..8, or records that do not fit (one line each).
     """
     if isinstance(source, (bytes, bytearray)):
-        where, data = "<bytes>", bytes(source)
+        where, data = where or "<bytes>", bytes(source)
     else:
-        where = str(source)
+        where = where or str(source)
         try:
             data = pathlib.Path(source).read_bytes()
         except OSError as err:
