@@ -26,7 +26,8 @@ CODE = ("nnbuild.stages.package", "nnbuild.package")
 FROM_STAGES = {
     "patch": ("model.prototxt", "model.caffemodel", "cpu.prototxt", "cpu.caffemodel",
               "patch-report.json", "lint.json"),
-    "map": ("nnie_mapper.cfg", "mean.txt", "quant.json", "quant.npz", "*.wk", "mapper.log"),
+    "map": ("nnie_mapper.cfg", "mean.txt", "quant.json", "quant.npz", "*.wk", "mapper.log",
+            "wk-verify.json"),
     "check": ("report.html", "report.json"),
 }
 

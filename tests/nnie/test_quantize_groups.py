@@ -1,4 +1,4 @@
-"""Per-group weight ranges (quantize.py rule 6, wk-format.md §4.2), against an independent formula."""
+"""Per-group weight ranges (quantize.py rule 6, wk-format.md §4.2) vs an independent formula."""
 
 from __future__ import annotations
 

@@ -45,6 +45,12 @@ def bn_after(graph: Graph, layer, consumers) -> tuple[np.ndarray, np.ndarray] | 
     return a, b
 
 
+def _as_bytes(codes: np.ndarray) -> list[int]:
+    """The byte values of codes as stored (16-bit words little-endian)."""
+    return np.ascontiguousarray(codes).ravel().astype(codes.dtype.newbyteorder("<")).view(
+        np.uint8).tolist()
+
+
 class LayerCheck:
     """The checks of one layer; fills ``row`` (the layer's entry in the report)."""
 
@@ -167,9 +173,13 @@ class LayerCheck:
             pos = (at - records) // 2
             flat, width = int(where[pos]), 2
         start = records + pos * width
-        value = lambda data: int.from_bytes(data[start:start + width], "little")  # noqa: E731
+
+        def value(data: bytes) -> int:
+            return int.from_bytes(data[start:start + width], "little")
+
         if flat < 0:
-            return f"block {index} padding byte {at}: expected {value(want):#x}, got {value(got):#x}"
+            return (f"block {index} padding byte {at}: expected {value(want):#x}, "
+                    f"got {value(got):#x}")
         o, c, y, x = np.unravel_index(flat, shape)
         return (f"weight [{o}, {c}, {y}, {x}] = {float(self.weights[o, c, y, x]):.6g}: expected "
                 f"code {value(want):#x}, got {value(got):#x}")
@@ -247,9 +257,8 @@ class LayerCheck:
             if np.all(per_layer[channel] == zero):
                 self.row["channels"]["dead"] += 1
                 continue
-            as_bytes = lambda codes: np.ascontiguousarray(codes).ravel().view(np.uint8).tolist()  # noqa
-            fits = (symbols_present(table, as_bytes(per_channel[channel])),
-                    symbols_present(table, as_bytes(per_layer[channel])))
+            fits = (symbols_present(table, _as_bytes(per_channel[channel])),
+                    symbols_present(table, _as_bytes(per_layer[channel])))
             verdict = {(True, False): "consistent", (True, True): "consistent (both fit)",
                        (False, True): "differs (per-layer codes fit)",
                        (False, False): "differs"}[fits]

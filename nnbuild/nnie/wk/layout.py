@@ -40,7 +40,7 @@ BLOB_TYPES = {0: "S32", 1: "U8", 2: "YVU420SP", 3: "YVU422SP", 4: "VEC_S32", 5: 
 
 # Weight-block types (§3): u8 type | u16 payload length | payload.
 BLOCK_RAW, BLOCK_PACKED, BLOCK_TABLE, BLOCK_DEPTHWISE = 0x00, 0x01, 0x11, 0x51
-# 0x51 is the depthwise variant in RetinaFace (§3) but also occurs in LeNet, so it is named by byte.
+# 0x51 is the depthwise variant in RetinaFace (§3) but also occurs in LeNet: named by its byte.
 BLOCK_TYPES = {BLOCK_RAW: "raw", BLOCK_PACKED: "compressed 0x01", BLOCK_TABLE: "compressed 0x11",
                BLOCK_DEPTHWISE: "compressed 0x51"}
 BLOCK_HEADER = 3
