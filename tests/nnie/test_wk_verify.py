@@ -131,3 +131,18 @@ def test_cli(capsys):
     status = main(["verify-wk", str(WK / "enet-cityscapes-16bit.wk"), "--model",
                    str(WK / "enet.prototxt"), "--weights", str(WK / "enet.caffemodel")])
     assert status == 1 and "conv4_0_0" in capsys.readouterr().out
+
+
+def test_fold_pass_with_nniefacelib_arithmetic_gives_the_compiled_weights():
+    """fold_batchnorm(arithmetic=nniefacelib) is the model the 8-bit file was compiled from."""
+    from nnbuild.passes import PassContext, run_passes
+
+    graph = load(MNET_PROTO, MNET_WEIGHTS).graph
+    folded, _ = run_passes(graph, [{"fold_batchnorm": {"arithmetic": "nniefacelib"}}],
+                           context=PassContext())
+    assert not [layer for layer in folded.layers if layer.type == "BatchNorm"]
+    report = verify_wk(read_wk(WK / "nniefacelib-mnet-640-8bit.wk"), folded)
+    assert report["summary"]["raw_blocks"] == {"identical": 531, "total": 531}
+    default, _ = run_passes(graph, ["fold_batchnorm"], context=PassContext())
+    report = verify_wk(read_wk(WK / "nniefacelib-mnet-640-8bit.wk"), default)
+    assert rows(report)["rf_c1_red_conv"]["verdict"] == "differs"    # the float64 fold (§4.1)
