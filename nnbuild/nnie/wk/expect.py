@@ -12,7 +12,9 @@ Only the established layouts are built; everything else returns None so that cal
 * 16-bit dense (§3): one record ``{i32 bias, i32 scale, i32 shift, 0}`` + 48 zero bytes, then the
   kernel in HWC order, split in 4 quarters of K/4 emitted in 8-word chunks. Only K a multiple of
   32 is established. Record: with an unfolded BatchNorm (a, b) after the conv, scale =
-  ``rint(a * 2^(E/128))`` and shift = ``rint(b * 4096)`` (§3); without one (the ENet file), bias =
+  ``rint(a * 2^(E/128))`` and shift = ``rint(b * 4096)`` (§3; E one integer per layer, b the
+  BatchNorm + Scale offset without the conv bias — verified on the 16-bit RetinaFace file, whose
+  convs with a bias carry it in the bias field, which is not predicted); without one (ENet), bias =
   ``rint(b * 2^(n/128))``, scale = ``rint(2^((5376 - n)/128))``, shift 0 — the 16-bit form of the
   8-bit record (672 = 42 * 16, 5376 = 42 * 128), verified on the ENet file's raw blocks.
 """
