@@ -133,7 +133,7 @@ def test_no_citation_points_outside_the_repository():
     ("nnie-facts.md section 1", "nnie-facts", ["1"]),
     ("nnie-facts.md, \"RGB\" note", "nnie-facts", []),
     ("(wk-format.md §1-§3, §5)", "wk-format", ["1", "2", "3", "5"]),
-    ("../shared/docs/wk-format.md §4.2;", "wk-format", ["4.2"]),
+    ("docs/wk-format.md §4.2;", "wk-format", ["4.2"]),
     ("(wk-format.md §2, nnie-facts §5)", "wk-format", ["2"]),
 ])
 def test_citation_pattern(text, doc, expected):

@@ -122,7 +122,7 @@ def build(ctx, jobs: Sequence, results: Sequence[dict], hashes: dict[str, str]) 
         "images": [{"name": j.task_args["image_name"], "sha256": hashes[j.image]} for j in jobs],
         "outputs": outputs, "layers": layers, "first_divergent_layer": first,
         "sensitivity": ranking, "suggested_hp": suggested, "task": task,
-        "latency": latency(ctx), "inputs": _inputs(job, hashes),
+        "latency": latency(ctx), "inputs": _inputs(job, hashes), "wk": wk_section(ctx),
         "histograms": histograms(graph, plan, layers, results)}
 
 
@@ -132,6 +132,13 @@ def _inputs(job, hashes: dict[str, str]) -> dict:
     if job.cpu:
         named.update({"cpu.prototxt": job.cpu[0], "cpu.caffemodel": job.cpu[1]})
     return {name: hashes[path] for name, path in named.items()}
+
+
+def wk_section(ctx) -> dict | None:
+    """verify-wk of a real mapper's .wk (map stage ``wk-verify.json``), None without one."""
+    from nnbuild.nnie.wk.stagecheck import report_section
+
+    return report_section(ctx.upstream("map"))
 
 
 def latency(ctx) -> dict | None:

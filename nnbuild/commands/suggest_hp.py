@@ -88,7 +88,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _write_diff(args, recipe, layers) -> None:
-    from nnbuild import recipe as recipes
+    from nnbuild.recipe import load as recipes
     from nnbuild.check import suggest
 
     text = recipe.path.read_text(encoding="utf-8")
@@ -105,7 +105,7 @@ def _by_latency(args, recipe, graph, scorer) -> int:
 
     from nnbuild.check import suggest_budget
 
-    chip = (recipe.data.get("target") or {}).get("chip")
+    chip = recipe.spec.target.chip
     base_ms, extra = suggest_budget.extra_ms(graph, scorer.candidates, chip)
     budget = suggest_budget.parse_budget_ms(args.budget_ms, base_ms)
     result = suggest_budget.search(lambda hp: min(scorer.cosines(hp).values()),

@@ -73,6 +73,7 @@ class MapperSpec:
     path: str | None = None
     internal_stride: int = 16             # the guide's DDR3 value (nnie-facts.md §2)
     log_level: int = 2
+    compress: str = "normal"              # bypass: [compress_mode] 1, every block raw
 
 
 @dataclass(frozen=True)

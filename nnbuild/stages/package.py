@@ -25,7 +25,8 @@ READS = ("description", "source", "input", "patches", "patch_check", "calibratio
 FROM_STAGES = {
     "patch": ("model.prototxt", "model.caffemodel", "cpu.prototxt", "cpu.caffemodel",
               "patch-report.json", "lint.json"),
-    "map": ("nnie_mapper.cfg", "mean.txt", "quant.json", "quant.npz", "*.wk", "mapper.log"),
+    "map": ("nnie_mapper.cfg", "mean.txt", "quant.json", "quant.npz", "*.wk", "mapper.log",
+            "wk-verify.json"),
     "check": ("report.html", "report.json"),
 }
 
