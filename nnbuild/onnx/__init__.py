@@ -10,7 +10,7 @@ from __future__ import annotations
 
 
 def convert(onnx_path, **kwargs):
-    """See ``nnbuild.onnx.convert.convert``."""
-    from nnbuild.onnx.convert import convert as _convert
+    """See ``nnbuild.onnx.conversion.convert``."""
+    from nnbuild.onnx.conversion import convert as _convert
 
     return _convert(onnx_path, **kwargs)

@@ -40,18 +40,22 @@ def tanh(ctx, node, attrs) -> None:
 
 @converter("PRelu")
 def prelu(ctx, node, attrs) -> None:
-    """Caffe PReLU: one slope per channel (shape (C,), (C,1,1) or (1,C,1,1)) or one shared."""
+    """Caffe PReLU: one slope per channel or one shared.
+
+    ONNX broadcasts the slope right-aligned, so a (C,) slope is per channel only for (N, C)
+    inputs; for NCHW it must be (C, 1, 1) or (1, C, 1, 1).
+    """
+    from nnbuild.onnx.ops.arith import per_channel
     from nnbuild.onnx.ops.common import weight
 
     slope = weight(ctx, node.input[1], "slope")
-    channels = ctx.shape(node.input[0])[1]
-    squeezed = slope.reshape([d for d in slope.shape if d != 1] or [1])
-    if squeezed.size == 1:
+    vector = per_channel(slope, ctx.shape(node.input[0]))
+    if slope.size == 1:
         param = ctx.add_layer("PReLU", [ctx.blob(node.input[0])], [ctx.output()],
-                              [squeezed.reshape(1)])
+                              [slope.reshape(1)])
         param.prelu_param.channel_shared = True
-    elif squeezed.shape == (channels,) and (slope.ndim < 3 or slope.shape[-2:] == (1, 1)):
-        ctx.add_layer("PReLU", [ctx.blob(node.input[0])], [ctx.output()], [squeezed])
+    elif vector is not None:
+        ctx.add_layer("PReLU", [ctx.blob(node.input[0])], [ctx.output()], [vector])
     else:
         raise ctx.refuse(f"slope shape {list(slope.shape)} is not per channel",
                          "Caffe PReLU has one slope per channel or one for all")

@@ -16,7 +16,7 @@ from nnbuild.onnx.registry import converter
 SUM, PROD = 1, 0  # EltwiseParameter.EltwiseOp values in caffe.proto (PROD = 0, SUM = 1)
 
 
-def _per_channel(ctx, value: np.ndarray, shape: tuple) -> np.ndarray | None:
+def per_channel(value: np.ndarray, shape: tuple) -> np.ndarray | None:
     """``value`` as a (C,) vector when it broadcasts along the channel axis only, else None."""
     if value.ndim > len(shape) or len(shape) < 2:
         return None
@@ -35,7 +35,7 @@ def _affine(ctx, node, x: str, scale, shift) -> None:
         pp.scale, pp.shift = float(s.reshape(())), float(b.reshape(()))
         return
     vectors = [v if v.size > 1 else None for v in (s, b)]
-    vectors = [_per_channel(ctx, v, shape) if v is not None else None for v in vectors]
+    vectors = [per_channel(v, shape) if v is not None else None for v in vectors]
     if any(v is None and w.size > 1 for v, w in zip(vectors, (s, b))):
         big = s if s.size > 1 else b
         raise ctx.refuse(f"constant of shape {list(big.shape)} does not broadcast per channel "
