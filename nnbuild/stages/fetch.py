@@ -1,6 +1,10 @@
-"""Stage ``fetch``: the recipe's source prototxt and caffemodel, verified, as stage outputs.
+"""Stage ``fetch``: the recipe's source model, verified, as ``model.prototxt`` + ``model.caffemodel``.
 
-Outputs: ``model.prototxt`` and ``model.caffemodel``, byte-identical to the pinned originals.
+A Caffe source (``source: {prototxt, caffemodel}``) is copied byte-identical. An ONNX source
+(``source: {onnx: REF, outputs: [...]}``) is converted by ``nnbuild.onnx`` at the recipe's
+``input.shape``, cut at ``source.outputs``, and proven against onnxruntime (or ONNX's reference
+evaluator) on the ``patch_check`` pictures; the proof is ``onnx-proof.json`` (the patch stage
+copies it into ``patch-report.json``). A proof above ``patch_check.tolerance`` fails the stage.
 """
 
 from __future__ import annotations
@@ -9,19 +13,69 @@ import shutil
 
 NAME = "fetch"
 NEEDS: tuple[str, ...] = ()
-READS: tuple[str, ...] = ()  # the content enters the key through external_inputs' hashes
-CODE = ("nnbuild.stages.fetch",)
+# File contents enter the key through external_inputs' hashes; these shape the conversion.
+READS: tuple[str, ...] = ("source.outputs", "input", "patch_check.tolerance")
+CODE = ("nnbuild.stages.fetch", "nnbuild.onnx", "nnbuild.caffe", "nnbuild.ir", "nnbuild.engine",
+        "nnbuild.preprocess")
 ROLES = ("prototxt", "caffemodel")
+PROOF = "onnx-proof.json"
 
 
 def external_inputs(recipe: dict) -> dict[str, list]:
-    """``{"prototxt": [ref], "caffemodel": [ref]}`` from the recipe's ``source``."""
+    """``{"prototxt": [ref], "caffemodel": [ref]}``, or ``{"onnx": [ref], "patch_check": [...]}``."""
     source = recipe.get("source") or {}
+    if "onnx" in source:
+        from nnbuild.stages import patch
+
+        return {"onnx": [source["onnx"]], **patch.external_inputs(recipe)}
     return {role: [source[role]] for role in ROLES if role in source}
 
 
 def run(ctx) -> None:
-    """Copy the verified files from the content store to ``model.<role>``."""
+    """Copy the verified Caffe files, or convert the ONNX model (module docstring)."""
+    if "onnx" in (ctx.recipe.get("source") or {}):
+        _convert(ctx)
+        return
     for role in ROLES:
         (path,) = ctx.files(role)
         shutil.copyfile(path, ctx.out / f"model.{role}")
+
+
+def _convert(ctx) -> None:
+    import json
+
+    from nnbuild.caffe import io
+    from nnbuild.errors import ModelError, RecipeError
+    from nnbuild.onnx import convert
+    from nnbuild.stages import patch
+
+    recipe, source = ctx.recipe, ctx.recipe["source"]
+    if any(role in source for role in ROLES):
+        raise RecipeError("source", "both an ONNX and a Caffe model are given",
+                          expected="source.onnx or source.prototxt + source.caffemodel",
+                          got=sorted(source), hint="keep one of them")
+    (path,) = ctx.files("onnx")
+    inp = recipe.get("input") or {}
+    tolerance = float((recipe.get("patch_check") or {}).get("tolerance",
+                                                            patch.DEFAULT_TOLERANCE))
+    pictures = ctx.files(patch.GROUP)
+    result = convert(path, input_shape=inp.get("shape"), outputs=source.get("outputs"),
+                     prove=False)
+    feeds = [patch.load_feed(p, recipe, result.graph) for p in pictures] or None
+    from nnbuild.onnx.proof import prove
+
+    result.proof = prove(result, feeds, tolerance)
+    result.proof["images"] = [dict(im, image=p.name) for im, p in
+                              zip(result.proof["images"], pictures)] or result.proof["images"]
+    io.save(result.graph, ctx.out / "model.prototxt", ctx.out / "model.caffemodel")
+    (ctx.out / PROOF).write_text(json.dumps(result.proof, indent=2, sort_keys=True) + "\n",
+                                 encoding="utf-8")
+    ctx.log(f"ONNX -> {len(result.graph.layers)} Caffe layers, max rel diff "
+            f"{result.proof['max_rel']:.3g} vs {result.proof['reference']} on "
+            f"{len(result.proof['images'])} inputs")
+    if not result.proof["passed"]:
+        worst = max(result.proof["outputs"], key=lambda k: result.proof["outputs"][k]["max_rel"])
+        ctx.fail(ModelError("source.onnx", f"the converted model differs from the ONNX model "
+                            f"(output {worst!r})", expected=f"max|a-b|/max|a| <= {tolerance:g}",
+                            got=f"{result.proof['max_rel']:.3g}", hint="report the model; cut "
+                            "the graph before the output that drifts (source.outputs)"))

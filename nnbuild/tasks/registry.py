@@ -25,7 +25,7 @@ from nnbuild.errors import RecipeError
 TASKS: dict[str, type] = {}
 
 # Modules that define tasks (imported on first lookup).
-TASK_MODULES = ("raw", "embedding", "retinaface_metrics", "ultraface", "ssd")
+TASK_MODULES = ("raw", "embedding", "retinaface_metrics", "ultraface", "ssd", "scrfd")
 
 
 def task_metric(name: str) -> Callable[[type], type]:
