@@ -148,4 +148,9 @@ def _graph(ctx, model: Any, shapes: dict, wanted: dict, where: str) -> tuple[Gra
     graph = Graph.from_caffe(model.graph.name or "onnx", dict(shapes), layers,
                              input_style="legacy")
     graph.validate(where)
+    inner = [name for name in names.values() if name not in graph.outputs]
+    if inner:
+        raise ModelError(f"{where}: source.outputs", f"output {inner[0]!r} also feeds other "
+                         "converted layers", expected="tensors that end the NNIE graph",
+                         got=inner, hint="name only the last tensors of each branch")
     return graph, names

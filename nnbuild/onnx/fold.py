@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from nnbuild.errors import ModelError
+
 MAX_ROUNDS = 8
 # Never folded: no inputs but a fresh value each run, or subgraphs.
 UNFOLDABLE = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike",
@@ -71,7 +73,12 @@ def infer(model: Any, nodes: list, consts: dict, input_shapes: dict) -> dict:
         [numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items() if k in used])
     probe = helper.make_model(graph, opset_imports=list(model.opset_import),
                               ir_version=model.ir_version)
-    inferred = onnx.shape_inference.infer_shapes(probe, data_prop=True)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(probe, data_prop=True)
+    except onnx.shape_inference.InferenceError as err:
+        raise ModelError("onnx: shape inference", "the shapes of the model do not agree",
+                         got=_first_line(err), hint="the export may only work at its own input "
+                         "size; set input.shape to it") from err
     shapes = dict(input_shapes)
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
         dims = vi.type.tensor_type.shape.dim
@@ -143,4 +150,15 @@ def evaluate(model: Any, node: Any, inputs: list) -> list:
         [helper.make_empty_tensor_value_info(o) for o in single.output])
     probe = helper.make_model(graph, opset_imports=list(model.opset_import),
                               ir_version=model.ir_version)
-    return list(ReferenceEvaluator(probe).run(None, feeds))
+    try:
+        return list(ReferenceEvaluator(probe).run(None, feeds))
+    except (ValueError, TypeError, IndexError, RuntimeError) as err:
+        name = node.name or node.output[0]
+        raise ModelError(f"node {name!r} ({node.op_type})", "constant folding failed",
+                         got=_first_line(err), hint="the export may only work at its own input "
+                         "size; set input.shape to it") from err
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__

@@ -38,14 +38,38 @@ def reference_outputs(model: Any, feeds: dict, names: list[str]) -> tuple[list, 
     if onnxruntime is not None:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
-        options.log_severity_level = 3  # errors only
-        session = onnxruntime.InferenceSession(model.SerializeToString(), options,
-                                               providers=["CPUExecutionProvider"])
-        return session.run(names, feeds), f"onnxruntime {onnxruntime.__version__}"
+        options.log_severity_level = 4  # fatal only: failures are raised below
+        try:
+            session = onnxruntime.InferenceSession(model.SerializeToString(), options,
+                                                   providers=["CPUExecutionProvider"])
+            return session.run(names, feeds), f"onnxruntime {onnxruntime.__version__}"
+        except _ort_errors(onnxruntime) as err:
+            raise _reference_failed("onnxruntime", err) from err
     import onnx
     from onnx.reference import ReferenceEvaluator
 
-    return ReferenceEvaluator(model).run(names, feeds), f"onnx.reference {onnx.__version__}"
+    try:
+        return ReferenceEvaluator(model).run(names, feeds), f"onnx.reference {onnx.__version__}"
+    except (RuntimeError, ValueError, TypeError, IndexError) as err:
+        raise _reference_failed("onnx.reference", err) from err
+
+
+def _ort_errors(onnxruntime) -> tuple:
+    """onnxruntime's exception classes (they derive from Exception directly)."""
+    state = onnxruntime.capi.onnxruntime_pybind11_state
+    names = ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "RuntimeException",
+             "NotImplemented", "EPFail")
+    return (RuntimeError, ValueError) + tuple(getattr(state, n) for n in names
+                                              if hasattr(state, n))
+
+
+def _reference_failed(backend: str, err: Exception):
+    from nnbuild.errors import ModelError
+
+    text = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    return ModelError(f"onnx proof ({backend})", "the ONNX model does not run on the proof input",
+                      got=text, hint="check input.shape: the export may only work at its own "
+                                     "input size")
 
 
 def default_feeds(graph) -> list[dict]:

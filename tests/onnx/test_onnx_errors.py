@@ -159,3 +159,30 @@ def test_unknown_output_name(tmp_path):
     with pytest.raises(ModelError, match=r"m\.onnx: source\.outputs: tensor 'nope' is not in "
                                          r"the model\. Expected the name of a node output"):
         convert(path, outputs=["nope"])
+
+
+def test_output_feeding_other_layers(tmp_path):
+    nodes = [node("Relu", ["x"], ["r"]), node("Sigmoid", ["r"])]
+    path = save(make_model(nodes, X, ["y"]), tmp_path)
+    with pytest.raises(ModelError, match=r"source\.outputs: output 'r' also feeds other "
+                                         r"converted layers\. Expected tensors that end"):
+        convert(path, outputs=["r", "y"])
+
+
+def test_fpn_at_an_input_size_it_cannot_upsample():
+    with pytest.raises(UnsupportedLayerError) as info:
+        convert(MODELS / "scrfd-500m" / "scrfd_500m_kps.onnx", input_shape=(1, 3, 600, 600),
+                outputs=["437"], prove=False)
+    assert one_line(info.value) == (
+        "node 'Resize_99' (Resize): cannot be converted: it resizes [1, 16, 38, 38] to [1, 16, "
+        "75, 75], not exactly 2x. Hint: NNIE upsamples by 2x nearest only: for an FPN, choose "
+        "an input size divisible by its largest stride; otherwise resize on the CPU.")
+
+
+def test_shape_inference_disagreement(tmp_path):
+    """A Reshape whose constant target only fits the export's own input size."""
+    model = make_model([node("Reshape", ["x", "s"])], X, ["y"],
+                       {"s": np.array([1, 4, 64], np.int64)})
+    with pytest.raises(NNBuildError) as info:
+        convert(save(model, tmp_path), input_shape=(1, 4, 6, 6))
+    assert "Hint: the export may only work at its own input size" in one_line(info.value)

@@ -33,6 +33,10 @@ def cast(ctx, node, attrs) -> None:
 
 def _reshape_to(ctx, node, dims: list[int]) -> None:
     before, after = ctx.shape(node.input[0]), ctx.shape(node.output[0])
+    if int(np.prod(before)) != int(np.prod(after)):
+        raise ctx.refuse(f"its target {list(dims)} does not fit the input {list(before)}",
+                         "the export may only work at its own input size; set input.shape to "
+                         "it")
     if not after or after[0] != before[0]:
         raise ctx.refuse(f"it reshapes {list(before)} to {list(after)}, touching the batch "
                          "dimension", "NNIE Reshape keeps the batch dim (dim: 0 first); "

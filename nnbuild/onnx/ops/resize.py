@@ -57,8 +57,8 @@ def resize(ctx, node, attrs) -> None:
         transform, nearest = "asymmetric", "floor"
     if out != (n, c, 2 * h, 2 * w):
         raise ctx.refuse(f"it resizes {[n, c, h, w]} to {list(out)}, not exactly 2x",
-                         "NNIE upsamples by 2x nearest only; resize in steps of 2x, or on "
-                         "the CPU")
+                         "NNIE upsamples by 2x nearest only: for an FPN, choose an input size "
+                         "divisible by its largest stride; otherwise resize on the CPU")
     if mode != "nearest" or not (_is_nearest_2x(h, transform, nearest)
                                  and _is_nearest_2x(w, transform, nearest)):
         raise ctx.refuse(f"mode {mode!r} ({transform}, {nearest}) is not nearest-neighbour "
