@@ -5,11 +5,13 @@ input stops the build with one line, exit 2, nothing cached."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tarfile
 
 import pytest
 
-from e2e.e2e_project import ZOO, doit, executed, make_project, write_recipe
+from e2e.e2e_project import ZOO, doit, env, executed, make_project, write_recipe
 
 pytestmark = pytest.mark.slow
 
@@ -30,6 +32,14 @@ def test_scrfd_builds_passes_its_gate_and_carries_the_proof(tmp_path):
     assert patch["outputs"][:3] == ["score_stride8", "bbox_stride8", "kps_stride8"]
     assert report_of(proj, "scrfd-500m-640", "lint.json")["clean"]
     assert report_of(proj, "scrfd-500m-640", "report.json")["verdict"] == "pass"
+    # the no-op build of an ONNX recipe imports neither numpy nor onnx
+    code = ("import sys; from doit.doit_cmd import DoitMain; rc = DoitMain().run(['build']); "
+            "heavy = [m for m in ('numpy', 'onnx', 'onnxruntime', 'google.protobuf') "
+            "if m in sys.modules]; print('HEAVY', heavy); sys.exit(rc)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=proj, env=env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout and result.stdout.count("-- ") == 6
 
 
 def test_another_input_size_builds_from_a_recipe_alone(tmp_path):
