@@ -186,3 +186,18 @@ def test_shape_inference_disagreement(tmp_path):
     with pytest.raises(NNBuildError) as info:
         convert(save(model, tmp_path), input_shape=(1, 4, 6, 6))
     assert "Hint: the export may only work at its own input size" in one_line(info.value)
+
+
+def test_sizes_command_refuses_an_onnx_recipe():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    done = subprocess.run([sys.executable, "-m", "nnbuild.cli", "sizes", "scrfd-500m-640"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "nnbuild: error: nnbuild sizes scrfd-500m-640: the recipe's source is an ONNX model. "
+        "Expected a Caffe source, got source.onnx. Hint: build it, then run nnbuild sizes "
+        "--model on cache/v1/out/scrfd-500m-640/fetch/model.prototxt.")
