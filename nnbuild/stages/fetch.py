@@ -42,12 +42,9 @@ def run(ctx) -> None:
 
 
 def _convert(ctx) -> None:
-    import json
-
     from nnbuild.caffe import io
-    from nnbuild.errors import ModelError, RecipeError
+    from nnbuild.errors import RecipeError
     from nnbuild.onnx import convert
-    from nnbuild.stages import patch
 
     recipe, source = ctx.recipe, ctx.recipe["source"]
     if any(role in source for role in ROLES):
@@ -56,26 +53,39 @@ def _convert(ctx) -> None:
                           got=sorted(source), hint="keep one of them")
     (path,) = ctx.files("onnx")
     inp = recipe.get("input") or {}
+    result = convert(path, input_shape=inp.get("shape"), outputs=source.get("outputs"),
+                     prove=False)
+    if inp.get("name") and inp["name"] not in result.graph.inputs:
+        raise RecipeError("input.name", "not an input of the ONNX model",
+                          expected=" or ".join(map(repr, result.graph.inputs)),
+                          got=repr(inp["name"]), hint="use the ONNX input's name")
+    io.save(result.graph, ctx.out / "model.prototxt", ctx.out / "model.caffemodel")
+    _prove(ctx, result)
+
+
+def _prove(ctx, result) -> None:
+    """Engine vs ONNX runtime on the patch_check pictures -> onnx-proof.json (fail above tol)."""
+    import json
+
+    from nnbuild.errors import ModelError
+    from nnbuild.onnx.proof import prove
+    from nnbuild.stages import patch
+
+    recipe = ctx.recipe
     tolerance = float((recipe.get("patch_check") or {}).get("tolerance",
                                                             patch.DEFAULT_TOLERANCE))
     pictures = ctx.files(patch.GROUP)
-    result = convert(path, input_shape=inp.get("shape"), outputs=source.get("outputs"),
-                     prove=False)
     feeds = [patch.load_feed(p, recipe, result.graph) for p in pictures] or None
-    from nnbuild.onnx.proof import prove
-
-    result.proof = prove(result, feeds, tolerance)
-    result.proof["images"] = [dict(im, image=p.name) for im, p in
-                              zip(result.proof["images"], pictures)] or result.proof["images"]
-    io.save(result.graph, ctx.out / "model.prototxt", ctx.out / "model.caffemodel")
-    (ctx.out / PROOF).write_text(json.dumps(result.proof, indent=2, sort_keys=True) + "\n",
+    proof = prove(result, feeds, tolerance)
+    if pictures:
+        proof["images"] = [dict(im, image=p.name) for im, p in zip(proof["images"], pictures)]
+    (ctx.out / PROOF).write_text(json.dumps(proof, indent=2, sort_keys=True) + "\n",
                                  encoding="utf-8")
     ctx.log(f"ONNX -> {len(result.graph.layers)} Caffe layers, max rel diff "
-            f"{result.proof['max_rel']:.3g} vs {result.proof['reference']} on "
-            f"{len(result.proof['images'])} inputs")
-    if not result.proof["passed"]:
-        worst = max(result.proof["outputs"], key=lambda k: result.proof["outputs"][k]["max_rel"])
+            f"{proof['max_rel']:.3g} vs {proof['reference']} on {len(proof['images'])} inputs")
+    if not proof["passed"]:
+        worst = max(proof["outputs"], key=lambda k: proof["outputs"][k]["max_rel"])
         ctx.fail(ModelError("source.onnx", f"the converted model differs from the ONNX model "
                             f"(output {worst!r})", expected=f"max|a-b|/max|a| <= {tolerance:g}",
-                            got=f"{result.proof['max_rel']:.3g}", hint="report the model; cut "
-                            "the graph before the output that drifts (source.outputs)"))
+                            got=f"{proof['max_rel']:.3g}", hint="report the model; cut the "
+                            "graph before the output that drifts (source.outputs)"))
