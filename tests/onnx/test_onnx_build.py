@@ -45,8 +45,8 @@ def test_scrfd_builds_passes_its_gate_and_carries_the_proof(tmp_path):
 def test_another_input_size_builds_from_a_recipe_alone(tmp_path):
     proj = make_project(tmp_path / "proj", [])
     write_recipe(proj, "scrfd-480", f"extends: {ZOO / 'scrfd-500m-640.yaml'}\n"
-                 "input: {shape: [1, 3, 480, 640]}\ncalibration: {count: 2}\n"
-                 "check: {count: 1}\npatch_check: {count: 1}\n")
+                 "input: {shape: [1, 3, 480, 640]}\ncalibration: {count: 4}\n"
+                 "check: {count: 2}\npatch_check: {count: 1}\n")
     built = doit(proj, "build", "scrfd-480")
     assert built.returncode == 0, built
     patch = report_of(proj, "scrfd-480", "patch-report.json")
