@@ -293,3 +293,35 @@ def test_proof_falls_back_to_the_onnx_reference(tmp_path, monkeypatch):
     result = convert(save(model, tmp_path))
     assert result.proof["reference"].startswith("onnx.reference")
     assert result.proof["passed"] and result.proof["max_rel"] <= 1e-4
+
+
+def test_resize_opset10(tmp_path):
+    model = make_model([node("Resize", ["x", "sc"], mode="nearest")], X, ["y"],
+                       {"sc": np.array([1, 1, 2, 2], np.float32)}, opset=10)
+    assert types(check(model, tmp_path)) == ["Deconvolution"]
+
+
+@pytest.mark.parametrize("transform,nearest,ok", [
+    ("asymmetric", "floor", True), ("asymmetric", "round_prefer_floor", True),
+    ("asymmetric", "round_prefer_ceil", False), ("half_pixel", "floor", False),
+    ("half_pixel", "round_prefer_ceil", True), ("align_corners", "floor", False),
+    ("align_corners", "round_prefer_floor", True),  # at 8 -> 16 it happens to double pixels
+    ("tf_half_pixel_for_nn", "floor", True)])
+def test_resize_modes_against_onnxruntime(tmp_path, transform, nearest, ok):
+    """Which coordinate modes are pixel doubling is decided by the spec formulas; onnxruntime
+    agrees whenever they convert, and a refused mode really differs from doubling."""
+    from nnbuild.errors import UnsupportedLayerError
+    from onnxgen import feeds_for, ort_run
+
+    model = make_model([node("Resize", ["x", "roi", "sc"], mode="nearest",
+                             coordinate_transformation_mode=transform, nearest_mode=nearest)],
+                       X, ["y"], {"sc": np.array([1, 1, 2, 2], np.float32),
+                                  "roi": np.zeros(0, np.float32)}, opset=13)
+    if ok:
+        check(model, tmp_path)
+        return
+    with pytest.raises(UnsupportedLayerError, match="is not nearest-neighbour pixel doubling"):
+        check(model, tmp_path)
+    x = feeds_for(X)["x"]
+    doubled = x.repeat(2, axis=2).repeat(2, axis=3)
+    assert not np.array_equal(ort_run(model, {"x": x})["y"], doubled)
