@@ -13,12 +13,20 @@ import shutil
 
 NAME = "fetch"
 NEEDS: tuple[str, ...] = ()
-# File contents enter the key through external_inputs' hashes; these shape the conversion.
-READS: tuple[str, ...] = ("source.outputs", "input", "patch_check.tolerance")
+READS: tuple[str, ...] = ()  # the content enters the key through external_inputs' hashes
+# An ONNX source is converted at input.shape, cut at source.outputs and proven on pictures
+# preprocessed as input says: those fields key the stage too (``reads``), for ONNX recipes only,
+# so a Caffe recipe's fetch still ignores input changes.
+ONNX_READS: tuple[str, ...] = ("source.outputs", "input", "patch_check.tolerance")
 CODE = ("nnbuild.stages.fetch", "nnbuild.onnx", "nnbuild.caffe", "nnbuild.ir", "nnbuild.engine",
         "nnbuild.preprocess")
 ROLES = ("prototxt", "caffemodel")
 PROOF = "onnx-proof.json"
+
+
+def reads(recipe: dict) -> tuple[str, ...]:
+    """The recipe fields in this stage's key: ``ONNX_READS`` for ONNX sources, else ``READS``."""
+    return ONNX_READS if "onnx" in (recipe.get("source") or {}) else READS
 
 
 def external_inputs(recipe: dict) -> dict[str, list]:

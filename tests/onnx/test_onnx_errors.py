@@ -201,3 +201,12 @@ def test_sizes_command_refuses_an_onnx_recipe():
         "nnbuild: error: nnbuild sizes scrfd-500m-640: the recipe's source is an ONNX model. "
         "Expected a Caffe source, got source.onnx. Hint: build it, then run nnbuild sizes "
         "--model on cache/v1/out/scrfd-500m-640/fetch/model.prototxt.")
+
+
+def test_fetch_keys_the_conversion_fields_only_for_onnx_sources():
+    from nnbuild.stages import fetch
+
+    onnx_recipe = {"source": {"onnx": {"path": "m.onnx", "sha256": "0" * 64}}}
+    assert fetch.reads(onnx_recipe) == ("source.outputs", "input", "patch_check.tolerance")
+    assert fetch.reads({"source": {"prototxt": "a", "caffemodel": "b"}}) == ()
+    assert "nnbuild.onnx" in fetch.CODE
