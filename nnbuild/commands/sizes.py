@@ -42,33 +42,33 @@ def parse_range(text: str, step: int, where: str) -> range:
 
 def _recipe_graph(name: str):
     """The recipe's original graph (through the fetch logic) and its patch specs."""
-    from nnbuild.cache import Cache
+    from nnbuild.build.cache import Cache
     from nnbuild.caffe import io
-    from nnbuild.fetch import fetch
-    from nnbuild.recipe import load, project_root
+    from nnbuild.build.fetch import fetch
+    from nnbuild.recipe.load import load, project_root
 
     recipe = load(name)
-    if "onnx" in recipe.data["source"]:
+    if "onnx" in recipe.spec.source:
         raise RecipeError(f"nnbuild sizes {name}", "the recipe's source is an ONNX model",
                           expected="a Caffe source", got="source.onnx",
                           hint=f"build it, then run nnbuild sizes --model on "
                                f"cache/v1/out/{name}/fetch/model.prototxt")
-    path = fetch(recipe.data["source"]["prototxt"], Cache(project_root() / "cache"),
+    path = fetch(recipe.spec.source["prototxt"], Cache(project_root() / "cache"),
                  "source.prototxt")
-    return io.load(path).graph, list(recipe.data.get("patches") or []), recipe.data
+    return io.load(path).graph, list(recipe.spec.patches), recipe.spec
 
 
 def load_problem(args: argparse.Namespace):
     """(graph after set_input_shape, specs) for a recipe or ``--model``."""
     from nnbuild.caffe import io
     from nnbuild.passes import PassContext, run_passes
-    from nnbuild.stages.patch import pass_context
+    from nnbuild.passes.patching import pass_context
 
     if args.model:
         graph, specs, ctx = io.load(args.model).graph, args.passes.split(","), PassContext()
     elif args.recipe:
-        graph, specs, data = _recipe_graph(args.recipe)
-        ctx = pass_context(data)
+        graph, specs, spec = _recipe_graph(args.recipe)
+        ctx = pass_context(spec)
     else:
         raise RecipeError("nnbuild sizes", "nothing to solve", expected="RECIPE or --model",
                           got="neither", hint="e.g. nnbuild sizes retinaface-640")
@@ -79,7 +79,7 @@ def load_problem(args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> int:
-    from nnbuild import sizes
+    from nnbuild.passes import sizes
 
     graph, specs = load_problem(args)
     if args.check:

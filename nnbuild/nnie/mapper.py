@@ -18,7 +18,8 @@ import re
 import subprocess
 from typing import Sequence
 
-from nnbuild.errors import MapperError, RecipeError
+from nnbuild.errors import MapperError
+from nnbuild.nnie.chips import DEFAULT_CHIP
 
 ENV_VAR = "NNIE_MAPPER"
 LOG_NAME = "mapper.log"
@@ -34,7 +35,7 @@ class MapperResult:
 
 
 def find_mapper(recipe_mapper_path: str | os.PathLike | None = None,
-                chip: str = "hi3516dv300") -> pathlib.Path | None:
+                chip: str = DEFAULT_CHIP) -> pathlib.Path | None:
     """The nnie_mapper to run: the recipe's ``mapper.path``, else ``$NNIE_MAPPER``, else None.
 
     The chip decides the mapper version (nnie-facts.md §1: a .wk for the wrong version fails to
@@ -44,7 +45,7 @@ def find_mapper(recipe_mapper_path: str | os.PathLike | None = None,
     Raises:
         MapperError: the file does not exist, is not executable, or is for the wrong version.
     """
-    from nnbuild.chips import get_chip
+    from nnbuild.nnie.chips import get_chip
 
     where = "mapper.path" if recipe_mapper_path else ENV_VAR
     path = recipe_mapper_path or os.environ.get(ENV_VAR) or None
@@ -200,10 +201,6 @@ def bgr_list_to_png(list_path: str | os.PathLike, shape: Sequence[int]) -> int:
     return converted
 
 
-def mapper_for_recipe(recipe: dict) -> pathlib.Path | None:
-    """``find_mapper`` with the recipe's ``mapper.path`` and ``target.chip``."""
-    if not isinstance(recipe.get("mapper") or {}, dict):
-        raise RecipeError("mapper", "must be a mapping", expected="{path: ...}",
-                          got=type(recipe.get("mapper")).__name__)
-    return find_mapper((recipe.get("mapper") or {}).get("path"),
-                       (recipe.get("target") or {}).get("chip", "hi3516dv300"))
+def mapper_for_recipe(spec) -> pathlib.Path | None:
+    """``find_mapper`` with the recipe's (``RecipeSpec``) ``mapper.path`` and ``target.chip``."""
+    return find_mapper(spec.mapper.path, spec.target.chip)

@@ -1,6 +1,6 @@
 """Pass ``cpu_split``: cut the net so NNIE runs the part before the layers it cannot run.
 
-Layers NNIE cannot run (PriorBox, DetectionOutput, custom types: ``nnbuild.lint.runs_on_cpu``,
+Layers NNIE cannot run (PriorBox, DetectionOutput, custom types: ``nnbuild.nnie.lint.runs_on_cpu``,
 nnie-facts.md §5) and every layer reading their results form the CPU part; the rest is the NNIE
 part, which the pass returns. The CPU part is a second ``Graph`` left in ``ctx.cpu_graph``: its
 inputs are the blobs crossing the cut (NNIE outputs, or the network input), declared with their
@@ -37,6 +37,7 @@ from typing import Mapping
 import numpy as np
 
 from nnbuild.errors import ModelError, PassError
+from nnbuild.nnie.chips import DEFAULT_CHIP
 from nnbuild.ir import Graph
 from nnbuild.passes import PassContext, register_pass
 from nnbuild.passes.changes import Changes
@@ -46,7 +47,7 @@ SHAPE_ONLY_TYPES = ("PriorBox",)  # SSD Caffe PriorBoxLayer::Forward_cpu reads b
 
 def cpu_layers(graph: Graph, extra_types=(), names=()) -> set[str]:
     """Names of the layers that must run on the CPU: unsupported ones, ``names``, all they feed."""
-    from nnbuild.lint import runs_on_cpu
+    from nnbuild.nnie.lint import runs_on_cpu
 
     cpu: set[str] = set()
     cpu_blobs: set[str] = set()
@@ -80,7 +81,7 @@ def _lint_tail(graph: Graph, cpu: set[str], chip: str) -> list[str]:
     Returns:
         The rejected layers that were moved (their downstream layers are moved with them).
     """
-    from nnbuild.lint import lint
+    from nnbuild.nnie.lint import lint
 
     moved: list[str] = []
     while True:
@@ -142,7 +143,7 @@ def cpu_split(graph: Graph, ctx: PassContext, *, types=(), layers=(), lint_tail=
     if not cpu:
         ctx.cpu_graph, ctx.cpu_split = None, {}
         return graph.copy(), changes
-    moved = _lint_tail(graph, cpu, ctx.chip or "hi3516dv300") if lint_tail else []
+    moved = _lint_tail(graph, cpu, ctx.chip or DEFAULT_CHIP) if lint_tail else []
     values, shape_only = _crossing(graph, cpu)
     if not [la for la in graph.layers if la.name not in cpu and la.type != "Input"]:
         raise PassError("pass cpu_split", "nothing is left for NNIE", got=f"all {len(cpu)} "

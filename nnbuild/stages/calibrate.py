@@ -19,17 +19,15 @@ import pathlib
 NAME = "calibrate"
 NEEDS = ("patch",)
 READS = ("input", "calibration")
-CODE = ("nnbuild.stages.calibrate", "nnbuild.nnie.calibrate", "nnbuild.nnie.quantpoints",
-        "nnbuild.preprocess", "nnbuild.engine", "nnbuild.caffe", "nnbuild.ir", "nnbuild.fetch")
 GROUP = "calibration"
 
 
-def external_inputs(recipe: dict) -> dict[str, list]:
+def external_inputs(spec) -> dict[str, list]:
     """The calibration pictures: ``{"calibration": [ref, ...]}`` from ``calibration.images/count``."""
-    from nnbuild.fetch import image_refs
+    from nnbuild.build.fetch import image_refs
 
-    spec = recipe.get("calibration") or {}
-    return {GROUP: image_refs(spec.get("images"), spec.get("count"), "calibration.images")}
+    images = spec.calibration
+    return {GROUP: image_refs(images.images, images.count, "calibration.images")}
 
 
 def run(ctx) -> None:
@@ -42,7 +40,7 @@ def run(ctx) -> None:
 
     patch = ctx.upstream("patch")
     graph = io.load(patch / "model.prototxt", patch / "model.caffemodel").graph
-    name, shape, norm, sizing = _input_spec(ctx.recipe.get("input") or {}, graph)
+    net = preprocess.NetworkInput.of(ctx.spec.input, graph)
     files = list(ctx.files(GROUP))
     message = size_warning(len(files))
     if message:
@@ -52,9 +50,9 @@ def run(ctx) -> None:
 
     def feeds():
         for index, path in enumerate(files):
-            rgb = preprocess.load_uint8(path, shape, **sizing)
+            rgb = net.uint8(path)
             written.append(preprocess.write_planar_bgr(rgb, ctx.out / "images" / f"{index:03d}.bgr"))
-            yield {name: preprocess.to_tensor(rgb, **norm)}
+            yield {net.name: net.tensor(rgb)}
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CalibrationWarning)  # already logged above
@@ -62,19 +60,3 @@ def run(ctx) -> None:
                            names=[p.name for p in files])
     ranges.save(ctx.out / "ranges.json")
     preprocess.write_image_list(written, ctx.out / "image_list.txt", relative_to=ctx.out)
-
-
-def _input_spec(spec: dict, graph) -> tuple[str, tuple, dict, dict]:
-    """(input blob, NCHW shape, to_tensor kwargs, load_uint8 kwargs) from the recipe ``input``."""
-    from nnbuild.errors import RecipeError
-
-    name = spec.get("name") or next(iter(graph.inputs))
-    if name not in graph.inputs or len(graph.inputs) != 1:
-        raise RecipeError("input.name", "does not name the model's single input",
-                          expected=list(graph.inputs), got=name,
-                          hint="calibration supports one image input per network")
-    shape = tuple(spec.get("shape") or graph.inputs[name])
-    norm = {"color": spec.get("color", "RGB"), "mean": spec.get("mean", (0, 0, 0)),
-            "scale": spec.get("scale", 1.0)}
-    sizing = {"resize": spec.get("resize", "stretch"), "pad_value": spec.get("pad_value", 0)}
-    return name, shape, norm, sizing

@@ -1,10 +1,10 @@
 """Stage ``check``: float vs quantized on the check images, task metrics, the gate, report.json.
 
 Reads the patch outputs (float patched model, CPU part if any), the calibrate stage's
-``ranges.json`` and the map stage's ``quant.json`` (latency), runs ``nnbuild.check_image`` for every
+``ranges.json`` and the map stage's ``quant.json`` (latency), runs ``nnbuild.check.image`` for every
 check image (process pool, results cached per image by content key in ``ctx.scratch``), then
 aggregates, applies the gate and writes ``report.json`` (docs/report-json.md) and ``report.html``
-when ``nnbuild.report`` is available. A missed threshold calls ``ctx.fail(CheckFailed(...))``.
+when ``nnbuild.check.report_html`` is available. A missed threshold calls ``ctx.fail(CheckFailed(...))``.
 
 Importable without numpy: heavy modules are imported inside ``run``.
 """
@@ -21,9 +21,6 @@ NAME = "check"
 NEEDS = ("patch", "calibrate", "map")
 USES_NAME = True  # the recipe name is in the outputs (see runner.key_doc)
 READS = ("input", "quant", "target", "check")
-CODE = ("nnbuild.stages.check", "nnbuild.check", "nnbuild.check_report",
-        "nnbuild.check_image", "nnbuild.suggest", "nnbuild.tasks", "nnbuild.nnie",
-        "nnbuild.engine", "nnbuild.preprocess", "nnbuild.caffe", "nnbuild.ir", "nnbuild.report")
 GROUP = "check"
 TRUTH = "ground_truth"
 # Bump when the per-image result format changes: it is part of every scratch cache key.
@@ -31,36 +28,36 @@ TRUTH = "ground_truth"
 IMAGE_RESULT_VERSION = 2
 
 
-def external_inputs(recipe: dict) -> dict[str, list]:
+def external_inputs(spec) -> dict[str, list]:
     """The check pictures: ``{"check": [ref, ...]}`` from ``check.images``/``check.count``."""
-    from nnbuild.fetch import image_refs
+    from nnbuild.build.fetch import image_refs
 
-    spec = recipe.get("check") or {}
-    groups = {GROUP: image_refs(spec.get("images"), spec.get("count"), "check.images")}
-    truth = (spec.get("task_args") or {}).get("ground_truth")
+    check = spec.check
+    groups = {GROUP: image_refs(check.images, check.count, "check.images")}
+    truth = check.task_args.get("ground_truth")
     if truth:
         groups[TRUTH] = [{"path": truth} if isinstance(truth, str) else truth]
     return groups
 
 
-def display_names(recipe: dict) -> dict[str, str]:
+def display_names(spec) -> dict[str, str]:
     """sha256 -> the picture's file name in its ref (the runner hands over CAS copies)."""
     names: dict[str, str] = {}
-    if not (recipe.get("check") or {}).get("images"):
+    if not spec.check.images:
         return names
-    for ref in external_inputs(recipe)[GROUP]:
+    for ref in external_inputs(spec)[GROUP]:
         if isinstance(ref, dict) and ref.get("sha256"):
             where = ref.get("path") or ref.get("url") or ""
             names[ref["sha256"]] = where.rstrip("/").rsplit("/", 1)[-1]
     return names
 
 
-def truth_boxes(path: pathlib.Path, name: str, truth: dict, input_spec: tuple) -> list | None:
+def truth_boxes(path: pathlib.Path, name: str, truth: dict, net) -> list | None:
     """WIDER ground truth of one picture, in network-input pixels (None when it has none)."""
     from PIL import Image
 
     from nnbuild import preprocess
-    from nnbuild.tasks import retinaface
+    from nnbuild.check.tasks import retinaface
 
     rows = truth.get(name)
     if rows is None:
@@ -68,17 +65,17 @@ def truth_boxes(path: pathlib.Path, name: str, truth: dict, input_spec: tuple) -
     boxes = retinaface.gt_boxes(rows)
     with Image.open(path) as image:
         src = image.size
-    height, width = input_spec[1][2:]
-    if input_spec[3].get("resize") == "letterbox":
-        scale, pad_x, pad_y = preprocess.letterbox_geometry(src, input_spec[1])
+    height, width = net.shape[2:]
+    if net.resize == "letterbox":
+        scale, pad_x, pad_y = preprocess.letterbox_geometry(src, net.shape)
         return (boxes * scale + [pad_x, pad_y, pad_x, pad_y]).tolist()
     return (boxes * ([width / src[0], height / src[1]] * 2)).tolist()
 
 
 def _jobs(ctx, files: list[pathlib.Path]) -> list:
     """One ``check_image.Job`` per picture."""
-    from nnbuild.check_image import Job
-    from nnbuild.stages.calibrate import _input_spec
+    from nnbuild.check.image import Job
+    from nnbuild.preprocess import NetworkInput
 
     patch, calib = ctx.upstream("patch"), ctx.upstream("calibrate")
     model = (str(patch / "model.prototxt"), str(patch / "model.caffemodel"))
@@ -86,31 +83,31 @@ def _jobs(ctx, files: list[pathlib.Path]) -> list:
            if (patch / "cpu.prototxt").is_file() else None)
     from nnbuild.caffe import io
     graph = io.load(*model).graph
-    spec = _input_spec(ctx.recipe.get("input") or {}, graph)
-    check = ctx.recipe.get("check") or {}
-    mode = (ctx.recipe.get("quant") or {}).get("mode", "int8")
-    names = display_names(ctx.recipe)
+    net = NetworkInput.of(ctx.spec.input, graph)
+    check = ctx.spec.check
+    names = display_names(ctx.spec)
     truth = {}
-    if (check.get("task_args") or {}).get("ground_truth"):
-        from nnbuild.tasks.retinaface import read_wider_gt
+    if check.task_args.get("ground_truth"):
+        from nnbuild.check.tasks.retinaface import read_wider_gt
         truth = read_wider_gt(ctx.files(TRUTH)[0])
     jobs = []
     for path in files:
         name = names.get(path.name, path.name)
-        args = dict(check.get("task_args") or {}, input_hw=tuple(spec[1][2:]), image_name=name)
+        args = dict(check.task_args, input_hw=tuple(net.shape[2:]), image_name=name)
         args.pop("ground_truth", None)
         if truth:
-            args["gt_boxes"] = truth_boxes(path, name, truth, spec)
+            args["gt_boxes"] = truth_boxes(path, name, truth, net)
             if args["gt_boxes"] is None:
                 del args["gt_boxes"]
-        jobs.append(Job(model, cpu, str(calib / "ranges.json"), mode, spec,
-                        check.get("task", "raw"), args, str(path)))
+        jobs.append(Job(model, cpu, str(calib / "ranges.json"), ctx.spec.quant.mode, net,
+                        check.task, args, str(path)))
     return jobs
 
 
-def content_key(job, hashes: dict[str, str]) -> str:
-    """Scratch cache key of one image's result: everything that can change it, hashed."""
-    fields = {"v": IMAGE_RESULT_VERSION, "image": hashes[job.image],
+def content_key(job, hashes: dict[str, str], code: str) -> str:
+    """Scratch cache key of one image's result: everything that can change it, hashed —
+    ``code`` is the fingerprint of the module computing it (``ctx.code_digest``)."""
+    fields = {"v": IMAGE_RESULT_VERSION, "code": code, "image": hashes[job.image],
               "model": [hashes[p] for p in job.model],
               "cpu": [hashes[p] for p in job.cpu] if job.cpu else None,
               "ranges": hashes[job.ranges], "mode": job.mode, "input": repr(job.input),
@@ -123,7 +120,7 @@ def compute(ctx, jobs: list, keys: list[str]) -> list[dict]:
     """Per-image results: cached ones from ``ctx.scratch``, the rest over a process pool."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from nnbuild.check_image import check_image_safe, raise_error
+    from nnbuild.check.image import check_image_safe, raise_error
 
     results: list[dict | None] = [None] * len(jobs)
     todo = []
@@ -159,18 +156,21 @@ def compute(ctx, jobs: list, keys: list[str]) -> list[dict]:
 
 def run(ctx) -> None:
     """Compare, score, gate, and write report.json (+ report.html)."""
-    from nnbuild import check_report
+    from nnbuild.check import report_json as check_report
 
     files = list(ctx.files(GROUP))
     jobs = _jobs(ctx, files)
     paths = {p for job in jobs for p in (job.image, job.ranges, *job.model, *(job.cpu or ()))}
     hashes = {p: sha256_file(pathlib.Path(p)) for p in sorted(paths)}
-    keys = [content_key(job, hashes) for job in jobs]
+    from nnbuild.check.image import check_image_safe
+
+    code = ctx.code_digest(check_image_safe.__module__)
+    keys = [content_key(job, hashes, code) for job in jobs]
     results = compute(ctx, jobs, keys)
     report = check_report.build(ctx, jobs, results, hashes)
     (ctx.out / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n",
                                          encoding="utf-8")
     check_report.write_html(ctx, report, jobs)
     if report["failures"]:
-        from nnbuild.check import check_failed
+        from nnbuild.check.metrics import check_failed
         ctx.fail(check_failed(ctx.name, report["failures"], report["explanation"]))

@@ -18,30 +18,32 @@ READS: tuple[str, ...] = ()  # the content enters the key through external_input
 # preprocessed as input says: those fields key the stage too (``reads``), for ONNX recipes only,
 # so a Caffe recipe's fetch still ignores input changes.
 ONNX_READS: tuple[str, ...] = ("source.outputs", "input", "patch_check.tolerance")
-CODE = ("nnbuild.stages.fetch", "nnbuild.onnx", "nnbuild.caffe", "nnbuild.ir", "nnbuild.engine",
-        "nnbuild.preprocess")
 ROLES = ("prototxt", "caffemodel")
 PROOF = "onnx-proof.json"
+PICTURES = "patch_check"
 
 
-def reads(recipe: dict) -> tuple[str, ...]:
+def reads(values: dict) -> tuple[str, ...]:
     """The recipe fields in this stage's key: ``ONNX_READS`` for ONNX sources, else ``READS``."""
-    return ONNX_READS if "onnx" in (recipe.get("source") or {}) else READS
+    return ONNX_READS if "onnx" in (values.get("source") or {}) else READS
 
 
-def external_inputs(recipe: dict) -> dict[str, list]:
+def external_inputs(spec) -> dict[str, list]:
     """``{"prototxt": [ref], "caffemodel": [ref]}``, or ``{"onnx": [ref], "patch_check": [...]}``."""
-    source = recipe.get("source") or {}
+    source = spec.source
     if "onnx" in source:
-        from nnbuild.stages import patch
+        from nnbuild.build.fetch import image_refs
 
-        return {"onnx": [source["onnx"]], **patch.external_inputs(recipe)}
+        images = spec.patch_check  # the patch stage's proof pictures prove the conversion too
+        refs = image_refs(images.images, images.count, "patch_check.images") \
+            if images.images else []
+        return {"onnx": [source["onnx"]], PICTURES: refs}
     return {role: [source[role]] for role in ROLES if role in source}
 
 
 def run(ctx) -> None:
     """Copy the verified Caffe files, or convert the ONNX model (module docstring)."""
-    if "onnx" in (ctx.recipe.get("source") or {}):
+    if "onnx" in ctx.spec.source:
         _convert(ctx)
         return
     for role in ROLES:
@@ -54,19 +56,18 @@ def _convert(ctx) -> None:
     from nnbuild.errors import RecipeError
     from nnbuild.onnx import convert
 
-    recipe, source = ctx.recipe, ctx.recipe["source"]
+    spec, source = ctx.spec, ctx.spec.source
     if any(role in source for role in ROLES):
         raise RecipeError("source", "both an ONNX and a Caffe model are given",
                           expected="source.onnx or source.prototxt + source.caffemodel",
                           got=sorted(source), hint="keep one of them")
     (path,) = ctx.files("onnx")
-    inp = recipe.get("input") or {}
-    result = convert(path, input_shape=inp.get("shape"), outputs=source.get("outputs"),
+    result = convert(path, input_shape=spec.input.shape, outputs=source.get("outputs"),
                      prove=False)
-    if inp.get("name") and inp["name"] not in result.graph.inputs:
+    if spec.input.name and spec.input.name not in result.graph.inputs:
         raise RecipeError("input.name", "not an input of the ONNX model",
                           expected=" or ".join(map(repr, result.graph.inputs)),
-                          got=repr(inp["name"]), hint="use the ONNX input's name")
+                          got=repr(spec.input.name), hint="use the ONNX input's name")
     io.save(result.graph, ctx.out / "model.prototxt", ctx.out / "model.caffemodel")
     _prove(ctx, result)
 
@@ -77,13 +78,12 @@ def _prove(ctx, result) -> None:
 
     from nnbuild.errors import ModelError
     from nnbuild.onnx.proof import prove
-    from nnbuild.stages import patch
+    from nnbuild.preprocess import NetworkInput
 
-    recipe = ctx.recipe
-    tolerance = float((recipe.get("patch_check") or {}).get("tolerance",
-                                                            patch.DEFAULT_TOLERANCE))
-    pictures = ctx.files(patch.GROUP)
-    feeds = [patch.load_feed(p, recipe, result.graph) for p in pictures] or None
+    tolerance = ctx.spec.patch_check.tolerance
+    pictures = ctx.files(PICTURES)
+    net = NetworkInput.of(ctx.spec.input, result.graph)
+    feeds = [net.feed(p) for p in pictures] or None
     proof = prove(result, feeds, tolerance)
     if pictures:
         proof["images"] = [dict(im, image=p.name) for im, p in zip(proof["images"], pictures)]

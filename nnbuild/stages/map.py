@@ -8,7 +8,7 @@ Outputs (docs/design.md "Stages"):
   the cost model's latency estimate;
 * ``<name>.wk`` + ``mapper.log`` when a real nnie_mapper is configured (``mapper.path`` in the
   recipe, else the ``NNIE_MAPPER`` environment variable). Its version banner belongs in the stage
-  key: the runner calls ``tool_versions(recipe)`` and hashes the result.
+  key: the runner calls ``tool_versions(spec)`` and hashes the result.
 
 Importable without numpy: heavy modules are imported inside the functions that need them.
 """
@@ -21,8 +21,6 @@ NAME = "map"
 NEEDS = ("patch", "calibrate")
 USES_NAME = True  # the recipe name is in the outputs (see runner.key_doc)
 READS = ("input", "quant", "target", "mapper")
-CODE = ("nnbuild.stages.map", "nnbuild.nnie", "nnbuild.engine", "nnbuild.caffe", "nnbuild.ir",
-        "nnbuild.chips")
 QUANT_VERSION = 1
 # Files the mapper reads, copied from upstream stages into its scratch directory so the
 # cfg's package-relative paths resolve there (nnie-facts.md §2).
@@ -30,19 +28,19 @@ MAPPER_INPUTS = {"patch": ("model.prototxt", "model.caffemodel"),
                  "calibrate": ("image_list.txt", "images")}
 
 
-def mapper_path(recipe: dict):
+def mapper_path(spec):
     """The configured nnie_mapper (recipe ``mapper.path``, else ``$NNIE_MAPPER``) or None.
 
     Checked against the target chip's mapper version by ``nnbuild.nnie.mapper``.
     """
     from nnbuild.nnie.mapper import mapper_for_recipe
 
-    return mapper_for_recipe(recipe)
+    return mapper_for_recipe(spec)
 
 
-def tool_versions(recipe: dict) -> dict[str, str]:
+def tool_versions(spec) -> dict[str, str]:
     """External tools this stage's outputs depend on, for the stage key (``{}`` = builtin only)."""
-    path = mapper_path(recipe)
+    path = mapper_path(spec)
     if not path:
         return {}
     from nnbuild.nnie.mapper import mapper_version
@@ -59,11 +57,11 @@ def run(ctx) -> None:
     patch, calib = ctx.upstream("patch"), ctx.upstream("calibrate")
     graph = io.load(patch / "model.prototxt", patch / "model.caffemodel").graph
     ranges = Ranges.load(calib / "ranges.json")
-    mode = (ctx.recipe.get("quant") or {}).get("mode", "int8")
+    mode = ctx.spec.quant.mode
     plan = prepare(graph, ranges, mode)
     cfg_name = _write_cfg(ctx)
     _write_quant(ctx, graph, plan, mode)
-    path = mapper_path(ctx.recipe)
+    path = mapper_path(ctx.spec)
     if path:
         _run_mapper(ctx, path, cfg_name)
 
@@ -73,7 +71,7 @@ def _write_cfg(ctx) -> str:
     from nnbuild.nnie.cfg import make_cfg
 
     count = len((ctx.upstream("calibrate") / "image_list.txt").read_text().split())
-    files = make_cfg(ctx.recipe, instruction_name=_wk_stem(ctx), image_count=count)
+    files = make_cfg(ctx.spec, instruction_name=_wk_stem(ctx), image_count=count)
     for name, text in files.items():
         (ctx.out / name).write_text(text, encoding="utf-8")
     return "nnie_mapper.cfg"
@@ -91,11 +89,11 @@ def _write_quant(ctx, graph, plan, mode) -> None:
     from nnbuild.nnie import quantfile
     from nnbuild.nnie.quantpoints import compile_mode
 
-    chip = (ctx.recipe.get("target") or {}).get("chip")
-    path = mapper_path(ctx.recipe)
+    chip = ctx.spec.target.chip
+    path = mapper_path(ctx.spec)
     record = {"version": QUANT_VERSION, "mode": mode, "compile_mode": compile_mode(mode),
               "chip": chip, "mapper": "nnie_mapper" if path else "builtin",
-              "mapper_version": tool_versions(ctx.recipe).get("nnie_mapper"),
+              "mapper_version": tool_versions(ctx.spec).get("nnie_mapper"),
               **quantfile.summary(plan), "cost": _cost(graph, plan, chip)}
     quantfile.write_npz(ctx.out / "quant.npz", quantfile.arrays(plan))
     text = json.dumps(record, indent=1, sort_keys=True, allow_nan=False)
@@ -108,6 +106,14 @@ def _cost(graph, plan, chip) -> dict:
 
     bits = {layer: b for layer, b in plan.points.weights.items()}
     return estimate(graph, chip, bits=bits)
+
+
+def _input_shape(ctx) -> tuple:
+    """The patched model's input shape (the recipe's ``input.shape`` when it sets one)."""
+    import json
+
+    report = json.loads((ctx.upstream("patch") / "patch-report.json").read_text())
+    return ctx.spec.input.shape or tuple(next(iter(report["input"].values())))
 
 
 def _run_mapper(ctx, path: str, cfg_name: str) -> None:
@@ -129,7 +135,7 @@ def _run_mapper(ctx, path: str, cfg_name: str) -> None:
         if produced.suffix in (".cfg", ".txt"):
             shutil.copy2(produced, work / produced.name)
     # the real mapper reads pictures with OpenCV, which cannot decode planar .bgr (mapper.py)
-    bgr_list_to_png(work / "image_list.txt", (ctx.recipe.get("input") or {})["shape"])
+    bgr_list_to_png(work / "image_list.txt", _input_shape(ctx))
     result = run_mapper(path, work / cfg_name, cwd=work, wk_name=_wk_stem(ctx))
     shutil.copy2(result.wk, ctx.out / f"{_wk_stem(ctx)}.wk")
     shutil.copy2(result.log, ctx.out / "mapper.log")

@@ -209,4 +209,3 @@ def test_fetch_keys_the_conversion_fields_only_for_onnx_sources():
     onnx_recipe = {"source": {"onnx": {"path": "m.onnx", "sha256": "0" * 64}}}
     assert fetch.reads(onnx_recipe) == ("source.outputs", "input", "patch_check.tolerance")
     assert fetch.reads({"source": {"prototxt": "a", "caffemodel": "b"}}) == ()
-    assert "nnbuild.onnx" in fetch.CODE

@@ -10,8 +10,8 @@ from conftest import IMAGES, MODELS
 from nnbuild.engine import run
 from nnbuild.onnx import convert
 from nnbuild.preprocess import load_tensor
-from nnbuild.tasks import retinaface as rf
-from nnbuild.tasks import scrfd, ultraface
+from nnbuild.check.tasks import retinaface as rf
+from nnbuild.check.tasks import scrfd, ultraface
 from onnxgen import max_rel, ort_run
 
 PHOTOS = sorted((IMAGES / "photos").glob("*.jpg"))[-8:]

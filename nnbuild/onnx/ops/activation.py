@@ -1,6 +1,6 @@
 """Activations -> Caffe ReLU / PReLU / Sigmoid / TanH / Softmax; Clip as ReLU(x) - ReLU(x - b).
 
-NNIE has no ReLU6 or Clip layer (``nnbuild.segments.NNIE_TYPES``), but ``min(max(x, 0), b)`` is
+NNIE has no ReLU6 or Clip layer (``nnbuild.nnie.segments.NNIE_TYPES``), but ``min(max(x, 0), b)`` is
 exactly ``ReLU(x) - ReLU(x - b)`` for ``b > 0``: a Power (shift), two ReLUs and an Eltwise SUM
 with coefficients (1, -1), all NNIE layers. Other clip ranges are refused.
 """
