@@ -41,7 +41,7 @@ def timed_build(name: str, env: dict) -> float:
 def key_metrics(report: dict) -> str:
     task = report["task"]
     m = task["metrics"]
-    if task["name"] in ("retinaface", "ultraface", "ssd"):
+    if task["name"] in ("retinaface", "scrfd", "ultraface", "ssd"):
         text = f"recall vs float {m['recall_vs_float']:.3f}, box err {m['mean_box_px']:.2f} px"
         if "mean_landmark_px" in m:
             text += f", landmark err {m['mean_landmark_px']:.2f} px"

@@ -106,8 +106,10 @@ class Pipeline:
             labels.update({d: ref_label(r) for d, r in zip(digests, refs)})
             inputs[group] = sorted(digests)
         tools = getattr(module, "tool_versions", None)
+        # A stage may read more fields for some recipes (fetch: the ONNX conversion's input).
+        reads = module.reads(recipe.values) if hasattr(module, "reads") else module.READS
         doc = {"cache": CACHE_VERSION, "stage": stage, "code": self.prints.of(module.__name__),
-               "recipe": {path: keyable(get_dotted(recipe.values, path)) for path in module.READS},
+               "recipe": {path: keyable(get_dotted(recipe.values, path)) for path in reads},
                "inputs": inputs, "upstream": upstream,
                "tools": tools(recipe.spec) if tools else {}}
         if getattr(module, "USES_NAME", False):

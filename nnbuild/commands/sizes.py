@@ -48,6 +48,11 @@ def _recipe_graph(name: str):
     from nnbuild.recipe.load import load, project_root
 
     recipe = load(name)
+    if "onnx" in recipe.spec.source:
+        raise RecipeError(f"nnbuild sizes {name}", "the recipe's source is an ONNX model",
+                          expected="a Caffe source", got="source.onnx",
+                          hint=f"build it, then run nnbuild sizes --model on "
+                               f"cache/v1/out/{name}/fetch/model.prototxt")
     path = fetch(recipe.spec.source["prototxt"], Cache(project_root() / "cache"),
                  "source.prototxt")
     return io.load(path).graph, list(recipe.spec.patches), recipe.spec

@@ -146,7 +146,7 @@ def _map_paths(data: dict, fn) -> dict:
     data = copy.deepcopy(data)
     source = data.get("source")
     if isinstance(source, dict):
-        for role in ("prototxt", "caffemodel"):
+        for role in ("prototxt", "caffemodel", "onnx"):
             if role in source:
                 source[role] = _map_ref(source[role], fn)
     for section in IMAGE_SECTIONS:

@@ -33,6 +33,10 @@ def run(ctx) -> None:
     up = ctx.upstream("fetch")
     original = io.load(up / "model.prototxt", up / "model.caffemodel").graph
     result = patch_model(original, ctx.spec, ctx.files(GROUP), log=ctx.log)
+    if (up / "onnx-proof.json").is_file():  # an ONNX source: the conversion's proof (fetch)
+        import json
+
+        result["report"]["source_proof"] = json.loads((up / "onnx-proof.json").read_text())
     write_outputs(result, ctx.out)
     if result["failure"] is not None:
         ctx.fail(result["failure"])

@@ -29,7 +29,7 @@ TASKS: dict[str, type] = {}
 COMMON_ARGS = {"ground_truth": None}
 
 # Modules that define tasks (imported on first lookup).
-TASK_MODULES = ("raw", "embedding", "retinaface_metrics", "ultraface", "ssd")
+TASK_MODULES = ("raw", "embedding", "retinaface_metrics", "ultraface", "ssd", "scrfd")
 
 
 def task_metric(name: str) -> Callable[[type], type]:

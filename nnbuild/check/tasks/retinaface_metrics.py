@@ -33,6 +33,16 @@ def _as_dict(face) -> dict:
             "landmarks": [[float(x), float(y)] for x, y in get("landmarks")]}
 
 
+def compare_faces(f: list[dict], q: list[dict], args: dict) -> dict:
+    """One image's metrics for float faces ``f`` and quantized faces ``q`` (any face task)."""
+    result = matching.agreement(f, q)
+    truth = args.get("gt_boxes")
+    if truth is not None:
+        result["gt_float"], result["gt_total"] = matching.recall_vs_truth(truth, f)
+        result["gt_quant"], _ = matching.recall_vs_truth(truth, q)
+    return result
+
+
 @task_metric("retinaface")
 class RetinaFace:
     """Detections, landmarks and scores of the quantized model against the float model."""
@@ -44,13 +54,7 @@ class RetinaFace:
 
     @staticmethod
     def per_image(float_out: dict, quant_out: dict, args: dict) -> dict:
-        f, q = detections(float_out, args), detections(quant_out, args)
-        result = matching.agreement(f, q)
-        truth = args.get("gt_boxes")
-        if truth is not None:
-            result["gt_float"], result["gt_total"] = matching.recall_vs_truth(truth, f)
-            result["gt_quant"], _ = matching.recall_vs_truth(truth, q)
-        return result
+        return compare_faces(detections(float_out, args), detections(quant_out, args), args)
 
     @staticmethod
     def summarize(per_image: list, args: dict) -> dict:

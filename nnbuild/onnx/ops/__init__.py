@@ -1,0 +1,1 @@
+"""ONNX op converters, one module per op family (see ``nnbuild.onnx.registry``)."""
