@@ -113,7 +113,7 @@ def test_calibration_count_reruns_downstream_only_and_revert_restores(zoo):
     finally:
         _set_calibration_count(proj, name, SMALL["calibration"]["count"])
     explained = nnbuild(proj, "explain", name)
-    assert f"calibrate:{name}: restore (from cache)" in explained.stdout.splitlines(), explained
+    assert f"calibrate:{name}: restored from cache" in explained.stdout.splitlines(), explained
     reverted = doit(proj, "build", name)
     assert reverted.returncode == 0, reverted
     restored = [line.split(":")[0] for line in reverted.stderr.splitlines()
