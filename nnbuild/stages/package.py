@@ -9,6 +9,7 @@ relative to it, so it can be unpacked anywhere and the mapper run from inside)::
     <recipe>/quant.json, quant.npz, <name>.wk      quantization result (+ .wk from a real mapper)
     <recipe>/image_list.txt, images/*.bgr          calibration set (package.include_calibration)
     <recipe>/report.html, report.json              check stage
+    <recipe>/postprocess/<task>.{h,c}              generated C decoder (nnbuild.board), if any
     <recipe>/recipe.yaml                           the resolved recipe
     <recipe>/manifest.json                         written last, describes everything above
 """
@@ -21,7 +22,7 @@ USES_NAME = True  # the recipe name is in the outputs (see runner.key_doc)
 # The whole resolved recipe is packaged as recipe.yaml, so every recipe field is in the key.
 READS = ("description", "source", "input", "patches", "patch_check", "calibration", "quant",
          "target", "mapper", "check", "package")
-CODE = ("nnbuild.stages.package", "nnbuild.package")
+CODE = ("nnbuild.stages.package", "nnbuild.package", "nnbuild.board", "nnbuild.tasks")
 
 FROM_STAGES = {
     "patch": ("model.prototxt", "model.caffemodel", "cpu.prototxt", "cpu.caffemodel",
@@ -41,6 +42,8 @@ def run(ctx) -> None:
     recipe_yaml = ctx.out / "_recipe.yaml"
     recipe_yaml.write_text(_dump_recipe(ctx.recipe), encoding="utf-8")
     files["recipe.yaml"] = recipe_yaml
+    generated = _postprocess(ctx)
+    files.update(generated)
     quant = json.loads(files["quant.json"].read_text()) if "quant.json" in files else {}
     manifest = {
         "schema_version": 1,
@@ -57,6 +60,9 @@ def run(ctx) -> None:
     }
     write_archive(ctx.out / f"{ctx.name}.tar.gz", ctx.name, files, manifest)
     recipe_yaml.unlink()
+    if generated:
+        import shutil
+        shutil.rmtree(ctx.out / "_board")
 
 
 def _collect(ctx) -> dict:
@@ -72,6 +78,22 @@ def _collect(ctx) -> dict:
         for path in sorted((folder / "images").glob("*.bgr")):
             files[f"images/{path.name}"] = path
     return files
+
+
+def _postprocess(ctx) -> dict:
+    """Generated C post-processing (``nnbuild.board``) as arcname -> staged file; {} for raw."""
+    from nnbuild.board import generate, has_decoder
+    from nnbuild.board.spec import board_spec
+
+    if not has_decoder((ctx.recipe.get("check") or {}).get("task", "raw")):
+        return {}
+    staged = {}
+    for arcname, text in generate(board_spec(ctx.name, ctx.recipe, ctx.upstream("patch"))).items():
+        path = ctx.out / "_board" / arcname
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text.encode("utf-8"))
+        staged[arcname] = path
+    return staged
 
 
 def _dump_recipe(recipe: dict) -> str:
