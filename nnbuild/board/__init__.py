@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 
 # check.task -> module of nnbuild.board with generate(spec) -> {path: text}
-GENERATORS = {"retinaface": "retinaface"}
+GENERATORS = {"retinaface": "retinaface", "ultraface": "ultraface", "ssd": "ssd",
+              "embedding": "embedding"}
 
 
 def has_decoder(task: str) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nnbuild.board.render import c_list, c_string, render, template
+from nnbuild.board.render import PLACEHOLDER, c_list, c_string, render, template
 from nnbuild.board.spec import BoardSpec
 
 
@@ -36,3 +36,19 @@ def geometry(spec: BoardSpec) -> str:
 def sort_code() -> str:
     """``sort_by_score()``: the stable descending sort every detector's NMS starts with."""
     return template("sort.c.in")
+
+
+def task_files(task: str, values: dict[str, str]) -> dict[str, str]:
+    """Render ``templates/<task>.h.in`` and ``.c.in`` into ``postprocess/<task>.{h,c}``.
+
+    ``values`` may hold keys only one of the two files uses; every key must be used by one.
+    """
+    out, used = {}, set()
+    for ext in ("h", "c"):
+        text = template(f"{task}.{ext}.in")
+        keys = set(PLACEHOLDER.findall(text))
+        out[f"postprocess/{task}.{ext}"] = render(text, {k: values[k] for k in keys & set(values)})
+        used |= keys
+    if set(values) - used:
+        raise KeyError(f"task_files({task}): unused values {sorted(set(values) - used)}")
+    return out

@@ -7,9 +7,9 @@ output index where it really is, whatever order the recipe's ``nnie_order`` chos
 
 from __future__ import annotations
 
-from nnbuild.board.common import geometry, input_values, output_values, sort_code
+from nnbuild.board.common import geometry, input_values, output_values, sort_code, task_files
 from nnbuild.board.layout import nchw
-from nnbuild.board.render import c_double, render, template
+from nnbuild.board.render import c_double
 from nnbuild.board.spec import BoardSpec
 from nnbuild.errors import ModelError
 from nnbuild.tasks import retinaface as reference
@@ -50,12 +50,4 @@ def generate(spec: BoardSpec) -> dict[str, str]:
               "NMS_IOU": c_double(spec.task_args.get("nms_iou", 0.4)),
               "NUM_ANCHORS": str(anchors), "LEVELS": "\n".join(levels).rstrip(","),
               "SORT": sort_code(), "GEOMETRY": geometry(spec)}
-    header = render(template("retinaface.h.in"), {k: values[k] for k in _keys("retinaface.h.in")})
-    source = render(template("retinaface.c.in"), {k: values[k] for k in _keys("retinaface.c.in")})
-    return {"postprocess/retinaface.h": header, "postprocess/retinaface.c": source}
-
-
-def _keys(name: str) -> set[str]:
-    from nnbuild.board.render import PLACEHOLDER
-
-    return set(PLACEHOLDER.findall(template(name)))
+    return task_files("retinaface", values)

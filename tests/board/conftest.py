@@ -74,7 +74,8 @@ def quantized(built):
         for photo in check_photos(recipe, count):
             feeds = {blob: preprocess.to_tensor(preprocess.load_uint8(photo, shape, **sizing),
                                                 **norm)}
-            raw = simulate(graph, ranges, recipe["quant"]["mode"], feeds, plan=plan)
+            raw = simulate(graph, ranges, recipe["quant"]["mode"], feeds,
+                           "all" if cpu_graph else None, plan=plan)  # PriorBox reads shapes
             results.append((photo, final_outputs(graph, cpu_graph, raw, feeds)))
         memo[(name, count)] = (board_spec(name, recipe, out / "patch"), results)
         return memo[(name, count)]
