@@ -116,6 +116,7 @@ def check_image(job: Job) -> dict:
         "histograms": {ssa_blob: counts}}``.
     """
     from nnbuild import preprocess
+    from nnbuild.board.frames import network_input
     from nnbuild.engine import run
     from nnbuild.nnie.simulate import simulate
     from nnbuild.tasks import registry
@@ -123,7 +124,7 @@ def check_image(job: Job) -> dict:
     graph, cpu_graph, rng, plan = load_models(job.model, job.cpu, job.ranges, job.mode)
     name, shape, norm, sizing = job.input
     rgb = preprocess.load_uint8(job.image, shape, **sizing)
-    feeds = {name: preprocess.to_tensor(rgb, **norm)}
+    feeds = {name: network_input(rgb, **norm)}  # the picture as the board's frames carry it
     float_blobs = run(graph, feeds, "all")
     quant_blobs = simulate(graph, rng, job.mode, feeds, "all", plan=plan)
     accumulated = {b: compare(float_blobs[b], quant_blobs[b], where=f"blob {b!r}")

@@ -4,7 +4,8 @@ Outputs (docs/design.md "Stages"):
 
 * ``ranges.json`` — ``nnbuild.nnie.calibrate.Ranges`` of the patched model: per stored blob the
   absolute maximum over the pictures and per picture, per weighted layer its weight range;
-* ``images/<n>.bgr`` — each picture as the NNIE input file (planar B, G, R uint8, nnie-facts.md §3),
+* ``images/<n>.bgr`` — each picture as the NNIE input file (planar B, G, R uint8, nnie-facts.md §3;
+  other ``input.format`` frames: ``.rgb``, ``.gray``, ``.nv12``, ``.nv21``, nnbuild.board.frames),
   ``n`` = 000, 001, ... in ``ctx.files`` order (sorted by sha256, so recipe order never matters);
 * ``image_list.txt`` — those files relative to the package root (``images/000.bgr``), the form
   the mapper's ``image_list`` key reads when run from the unpacked package (§2).
@@ -20,7 +21,8 @@ NAME = "calibrate"
 NEEDS = ("patch",)
 READS = ("input", "calibration")
 CODE = ("nnbuild.stages.calibrate", "nnbuild.nnie.calibrate", "nnbuild.nnie.quantpoints",
-        "nnbuild.preprocess", "nnbuild.engine", "nnbuild.caffe", "nnbuild.ir", "nnbuild.fetch")
+        "nnbuild.preprocess", "nnbuild.engine", "nnbuild.caffe", "nnbuild.ir", "nnbuild.fetch",
+        "nnbuild.board.frames")
 GROUP = "calibration"
 
 
@@ -28,8 +30,11 @@ def external_inputs(recipe: dict) -> dict[str, list]:
     """The calibration pictures: ``{"calibration": [ref, ...]}`` from ``calibration.images/count``."""
     from nnbuild.fetch import image_refs
 
+    from nnbuild.board.frames import mean_file_refs
+
     spec = recipe.get("calibration") or {}
-    return {GROUP: image_refs(spec.get("images"), spec.get("count"), "calibration.images")}
+    return {GROUP: image_refs(spec.get("images"), spec.get("count"), "calibration.images"),
+            **mean_file_refs(recipe)}
 
 
 def run(ctx) -> None:
@@ -37,6 +42,7 @@ def run(ctx) -> None:
     import warnings
 
     from nnbuild import preprocess
+    from nnbuild.board import frames
     from nnbuild.caffe import io
     from nnbuild.nnie.calibrate import CalibrationWarning, calibrate, size_warning
 
@@ -53,8 +59,9 @@ def run(ctx) -> None:
     def feeds():
         for index, path in enumerate(files):
             rgb = preprocess.load_uint8(path, shape, **sizing)
-            written.append(preprocess.write_planar_bgr(rgb, ctx.out / "images" / f"{index:03d}.bgr"))
-            yield {name: preprocess.to_tensor(rgb, **norm)}
+            fmt = norm.get("format", "bgr")
+            written.append(frames.write_frame(rgb, ctx.out / "images" / f"{index:03d}", fmt))
+            yield {name: frames.network_input(rgb, **norm)}
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CalibrationWarning)  # already logged above
@@ -76,5 +83,13 @@ def _input_spec(spec: dict, graph) -> tuple[str, tuple, dict, dict]:
     shape = tuple(spec.get("shape") or graph.inputs[name])
     norm = {"color": spec.get("color", "RGB"), "mean": spec.get("mean", (0, 0, 0)),
             "scale": spec.get("scale", 1.0)}
+    # camera frames / per-pixel mean (nnbuild.board.frames.network_input); only when set, so the
+    # check stage's per-image cache keys of other recipes stay as they were
+    from nnbuild.board.frames import frame_format
+    if spec.get("format"):
+        norm["format"] = frame_format(dict(spec, shape=shape))
+    if spec.get("mean_file"):
+        ref = spec["mean_file"]
+        norm["mean_file"] = ref if isinstance(ref, str) else ref["path"]
     sizing = {"resize": spec.get("resize", "stretch"), "pad_value": spec.get("pad_value", 0)}
     return name, shape, norm, sizing

@@ -23,7 +23,8 @@ USES_NAME = True  # the recipe name is in the outputs (see runner.key_doc)
 READS = ("input", "quant", "target", "check")
 CODE = ("nnbuild.stages.check", "nnbuild.check", "nnbuild.check_report",
         "nnbuild.check_image", "nnbuild.suggest", "nnbuild.tasks", "nnbuild.nnie",
-        "nnbuild.engine", "nnbuild.preprocess", "nnbuild.caffe", "nnbuild.ir", "nnbuild.report")
+        "nnbuild.engine", "nnbuild.preprocess", "nnbuild.caffe", "nnbuild.ir", "nnbuild.report",
+        "nnbuild.board.frames")
 GROUP = "check"
 TRUTH = "ground_truth"
 # Bump when the per-image result format changes: it is part of every scratch cache key.
@@ -36,7 +37,10 @@ def external_inputs(recipe: dict) -> dict[str, list]:
     from nnbuild.fetch import image_refs
 
     spec = recipe.get("check") or {}
-    groups = {GROUP: image_refs(spec.get("images"), spec.get("count"), "check.images")}
+    from nnbuild.board.frames import mean_file_refs
+
+    groups = {GROUP: image_refs(spec.get("images"), spec.get("count"), "check.images"),
+              **mean_file_refs(recipe)}
     truth = (spec.get("task_args") or {}).get("ground_truth")
     if truth:
         groups[TRUTH] = [{"path": truth} if isinstance(truth, str) else truth]

@@ -22,12 +22,19 @@ NEEDS = ("patch", "calibrate")
 USES_NAME = True  # the recipe name is in the outputs (see runner.key_doc)
 READS = ("input", "quant", "target", "mapper")
 CODE = ("nnbuild.stages.map", "nnbuild.nnie", "nnbuild.engine", "nnbuild.caffe", "nnbuild.ir",
-        "nnbuild.chips")
+        "nnbuild.chips", "nnbuild.board.frames")
 QUANT_VERSION = 1
 # Files the mapper reads, copied from upstream stages into its scratch directory so the
 # cfg's package-relative paths resolve there (nnie-facts.md §2).
 MAPPER_INPUTS = {"patch": ("model.prototxt", "model.caffemodel"),
                  "calibrate": ("image_list.txt", "images")}
+
+
+def external_inputs(recipe: dict) -> dict[str, list]:
+    """The per-pixel mean image (``input.mean_file``), copied into the package; {} without."""
+    from nnbuild.board.frames import mean_file_refs
+
+    return mean_file_refs(recipe)
 
 
 def mapper_path(recipe: dict):
@@ -76,6 +83,11 @@ def _write_cfg(ctx) -> str:
     files = make_cfg(ctx.recipe, instruction_name=_wk_stem(ctx), image_count=count)
     for name, text in files.items():
         (ctx.out / name).write_text(text, encoding="utf-8")
+    if (ctx.recipe.get("input") or {}).get("mean_file"):
+        import shutil
+
+        from nnbuild.board.frames import MEAN_FILE_NAME
+        shutil.copyfile(ctx.files("mean_file")[0], ctx.out / MEAN_FILE_NAME)
     return "nnie_mapper.cfg"
 
 

@@ -27,7 +27,8 @@ CODE = ("nnbuild.stages.package", "nnbuild.package", "nnbuild.board", "nnbuild.t
 FROM_STAGES = {
     "patch": ("model.prototxt", "model.caffemodel", "cpu.prototxt", "cpu.caffemodel",
               "patch-report.json", "lint.json"),
-    "map": ("nnie_mapper.cfg", "mean.txt", "quant.json", "quant.npz", "*.wk", "mapper.log"),
+    "map": ("nnie_mapper.cfg", "mean.txt", "mean.binaryproto", "quant.json", "quant.npz", "*.wk",
+            "mapper.log"),
     "check": ("report.html", "report.json"),
 }
 
@@ -75,7 +76,7 @@ def _collect(ctx) -> dict:
     if ctx.recipe.get("package", {}).get("include_calibration", True):
         folder = ctx.upstream("calibrate")
         files["image_list.txt"] = folder / "image_list.txt"
-        for path in sorted((folder / "images").glob("*.bgr")):
+        for path in sorted((folder / "images").glob("*.*")):  # .bgr, or input.format's frames
             files[f"images/{path.name}"] = path
     return files
 

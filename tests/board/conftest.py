@@ -17,9 +17,11 @@ TESTS = pathlib.Path(__file__).resolve().parent.parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-from e2e.e2e_project import SHARED, doit, make_project  # noqa: E402
+from e2e.e2e_project import SHARED, doit, make_project, override_text, write_recipe  # noqa: E402
 
 RECIPES = ("retinaface-640", "ultraface-slim-320", "yufacedetect-v1", "mobilefacenet")
+# A camera-frame recipe: UltraFace fed NV21 frames (input.format yvu420sp, image_type 3).
+NV21 = "ultraface-slim-320-nv21"
 
 
 @pytest.fixture(scope="session")
@@ -28,9 +30,11 @@ def built(tmp_path_factory):
     from nnbuild.recipe import load_merged
 
     proj = make_project(tmp_path_factory.mktemp("board") / "proj", list(RECIPES))
-    result = doit(proj, "build", *RECIPES, timeout=1200)
+    write_recipe(proj, NV21, override_text("ultraface-slim-320") + "input: {format: yvu420sp}\n")
+    names = (*RECIPES, NV21)
+    result = doit(proj, "build", *names, timeout=1200)
     assert result.returncode == 0, result
-    return proj, {name: load_merged(proj / "recipes" / f"{name}.yaml") for name in RECIPES}
+    return proj, {name: load_merged(proj / "recipes" / f"{name}.yaml") for name in names}
 
 
 def check_photos(recipe: dict, count: int) -> list[pathlib.Path]:
@@ -48,6 +52,7 @@ def check_photos(recipe: dict, count: int) -> list[pathlib.Path]:
 def quantized(built):
     """``quantized(name, count) -> (spec, [(photo, {output name: array}), ...])``."""
     from nnbuild import preprocess
+    from nnbuild.board.frames import network_input
     from nnbuild.board.spec import board_spec
     from nnbuild.caffe import io
     from nnbuild.check_image import final_outputs
@@ -72,8 +77,7 @@ def quantized(built):
         blob, shape, norm, sizing = _input_spec(recipe["input"], graph)
         results = []
         for photo in check_photos(recipe, count):
-            feeds = {blob: preprocess.to_tensor(preprocess.load_uint8(photo, shape, **sizing),
-                                                **norm)}
+            feeds = {blob: network_input(preprocess.load_uint8(photo, shape, **sizing), **norm)}
             raw = simulate(graph, ranges, recipe["quant"]["mode"], feeds,
                            "all" if cpu_graph else None, plan=plan)  # PriorBox reads shapes
             results.append((photo, final_outputs(graph, cpu_graph, raw, feeds)))
