@@ -10,7 +10,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from board.conftest import NV21, check_photos
+from board.conftest import NV21
+from board.hostcheck import check_photos
 from nnbuild import preprocess
 from nnbuild.board import frames
 from nnbuild.errors import RecipeError
@@ -119,7 +120,7 @@ def test_yvu420sp_recipe_builds_with_nv21_calibration_frames_and_checks(built):
     assert not [f for f in files if f.endswith(".bgr")]
     # each calibration frame is the recipe's picture as NV21 (Y plane, then V/U at half size)
     recipe = recipes[NV21]
-    photos = check_photos({"check": recipe["calibration"]}, len(listed))
+    photos = check_photos(recipe, len(listed), "calibration")
     want = {frames.encode(preprocess.load_uint8(p, (240, 320)), "yvu420sp") for p in photos}
     assert {files[name] for name in listed} == want
     assert all(len(files[name]) == 240 * 320 * 3 // 2 for name in listed)
