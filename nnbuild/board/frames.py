@@ -71,6 +71,18 @@ def frame_format(spec: Mapping[str, Any]) -> str:
     return fmt
 
 
+BOARD_FORMATS = {"bgr": "planar uint8 B,G,R (image_type 1)",
+                 "rgb": "planar uint8 R,G,B (image_type 1, RGB_order inverted)",
+                 "gray": "one uint8 plane (image_type 1)",
+                 "yuv420sp": "NV12: Y plane, interleaved U,V at half size (image_type 3)",
+                 "yvu420sp": "NV21: Y plane, interleaved V,U at half size (image_type 3)"}
+
+
+def board_format(spec: Mapping[str, Any]) -> str:
+    """What board code must feed NNIE, in words (the package manifest's ``board_format``)."""
+    return BOARD_FORMATS[frame_format(spec)]
+
+
 def image_type(spec: Mapping[str, Any]) -> int:
     """The mapper's ``image_type`` for the recipe's ``input`` (1 U8 picture, 3 YUV420SP)."""
     return IMAGE_TYPES[frame_format(spec)]

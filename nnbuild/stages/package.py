@@ -127,9 +127,11 @@ def _outputs(prototxt) -> list:
 
 def _board_input(spec: dict) -> dict:
     """What board code must feed: planar BGR uint8 (nnie-facts.md §3), size and normalisation."""
+    from nnbuild.board.frames import board_format
+
     n, c, h, w = spec["shape"]
     return {"name": spec.get("name", "data"), "shape": [n, c, h, w],
-            "board_format": "planar uint8 B,G,R (image_type 1)",
+            "board_format": board_format(spec),
             "network_color_order": spec.get("color", "BGR"),
             "mean": spec.get("mean", [0, 0, 0]), "scale": spec.get("scale", 1.0),
             "resize": spec.get("resize", "stretch"), "pad_value": spec.get("pad_value", 0)}

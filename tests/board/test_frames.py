@@ -118,6 +118,7 @@ def test_yvu420sp_recipe_builds_with_nv21_calibration_frames_and_checks(built):
     listed = files["image_list.txt"].decode().split()
     assert listed and all(name.endswith(".nv21") for name in listed)
     assert not [f for f in files if f.endswith(".bgr")]
+    assert json.loads(files["manifest.json"])["input"]["board_format"].startswith("NV21: Y plane")
     # each calibration frame is the recipe's picture as NV21 (Y plane, then V/U at half size)
     recipe = recipes[NV21]
     photos = check_photos(recipe, len(listed), "calibration")
