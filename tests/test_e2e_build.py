@@ -274,7 +274,8 @@ def test_every_decodable_package_holds_c_that_matches_the_python_decoder(zoo, tm
     for name in names:
         recipe = load_merged(proj / "recipes" / f"{name}.yaml")
         task = recipe["check"]["task"]
-        files = [f for f in members(proj / "dist" / f"{name}.tar.gz") if f.startswith("postprocess/")]
+        files = [f for f in members(proj / "dist" / f"{name}.tar.gz")
+                 if f.startswith("postprocess/")]
         if not has_decoder(task):
             assert files == [], name
             continue

@@ -43,7 +43,8 @@ def generate(spec: BoardSpec) -> dict[str, str]:
     args = spec.task_args
     values = {**input_values(spec), **output_values(spec),
               "SCORE_THRESHOLD": c_double(args.get("score_threshold", 0.7)),
-              "NMS_IOU": c_double(args.get("nms_iou", 0.3)), "TOP_K": str(int(args.get("top_k", 200))),
+              "NMS_IOU": c_double(args.get("nms_iou", 0.3)),
+              "TOP_K": str(int(args.get("top_k", 200))),
               "NUM_PRIORS": str(priors), "NUM_HEADS": str(len(heads)),
               "HEADS": "\n".join(heads).rstrip(","), "BOXES_INDEX": str(boxes),
               "SCORES_INDEX": str(scores), "SORT": sort_code(), "GEOMETRY": geometry(spec)}

@@ -16,7 +16,8 @@ int main(int argc, char **argv)
     int i, n;
     if (argc != 2 && argc != 4)
         return 2;
-    data = read_blobs(argv[1], ultraface_output_bytes, ultraface_output_stride, ULTRAFACE_NUM_OUTPUTS, blobs);
+    data = read_blobs(argv[1], ultraface_output_bytes, ultraface_output_stride, ULTRAFACE_NUM_OUTPUTS,
+                      blobs);
     workspace = malloc(ULTRAFACE_WORKSPACE_BYTES);
     if (data == NULL || workspace == NULL)
         return 3;
