@@ -49,6 +49,8 @@ def run(ctx) -> None:
     patch = ctx.upstream("patch")
     graph = io.load(patch / "model.prototxt", patch / "model.caffemodel").graph
     name, shape, norm, sizing = _input_spec(ctx.recipe.get("input") or {}, graph)
+    if "mean_file" in norm:
+        norm["mean_file"] = str(ctx.files("mean_file")[0])  # the verified copy
     files = list(ctx.files(GROUP))
     message = size_warning(len(files))
     if message:

@@ -91,6 +91,8 @@ def _jobs(ctx, files: list[pathlib.Path]) -> list:
     from nnbuild.caffe import io
     graph = io.load(*model).graph
     spec = _input_spec(ctx.recipe.get("input") or {}, graph)
+    if "mean_file" in spec[2]:  # the verified copy, named by its sha256: per-image keys cover it
+        spec[2]["mean_file"] = str(ctx.files("mean_file")[0])
     check = ctx.recipe.get("check") or {}
     mode = (ctx.recipe.get("quant") or {}).get("mode", "int8")
     names = display_names(ctx.recipe)

@@ -21,6 +21,9 @@ from e2e.e2e_project import doit, make_project, override_text, write_recipe  # n
 RECIPES = ("retinaface-640", "ultraface-slim-320", "yufacedetect-v1", "mobilefacenet")
 # A camera-frame recipe: UltraFace fed NV21 frames (input.format yvu420sp, image_type 3).
 NV21 = "ultraface-slim-320-nv21"
+# UltraFace with a per-pixel mean image equal to its channel mean (127): must change nothing
+# but the cfg's norm_type and mean file.
+MEAN_FILE = "ultraface-slim-320-meanfile"
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +33,13 @@ def built(tmp_path_factory):
 
     proj = make_project(tmp_path_factory.mktemp("board") / "proj", list(RECIPES))
     write_recipe(proj, NV21, override_text("ultraface-slim-320") + "input: {format: yvu420sp}\n")
-    names = (*RECIPES, NV21)
+    import numpy as np
+
+    from nnbuild.board.frames import write_mean_file
+    write_mean_file(np.full((3, 240, 320), 127.0), proj / "recipes" / "mean127.binaryproto")
+    write_recipe(proj, MEAN_FILE, override_text("ultraface-slim-320")
+                 + "input: {mean_file: mean127.binaryproto}\n")
+    names = (*RECIPES, NV21, MEAN_FILE)
     result = doit(proj, "build", *names, timeout=1200)
     assert result.returncode == 0, result
     return proj, {name: load_merged(proj / "recipes" / f"{name}.yaml") for name in names}

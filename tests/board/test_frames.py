@@ -10,7 +10,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from board.conftest import NV21
+from board.conftest import MEAN_FILE, NV21
 from board.hostcheck import check_photos
 from nnbuild import preprocess
 from nnbuild.board import frames
@@ -131,3 +131,18 @@ def test_yvu420sp_recipe_builds_with_nv21_calibration_frames_and_checks(built):
     plain = json.loads(tarfile.open(proj / "dist" / "ultraface-slim-320.tar.gz").extractfile(
         "ultraface-slim-320/report.json").read())
     assert report["outputs"] != plain["outputs"]  # the NV21 round trip changes the pictures
+
+
+def test_mean_file_recipe_maps_with_norm_type_4_and_calibrates_as_the_channel_mean(built):
+    proj, _ = built
+    out = proj / "cache" / "v1" / "out"
+    with tarfile.open(proj / "dist" / f"{MEAN_FILE}.tar.gz") as tar:
+        files = {m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in tar if m.isfile()}
+    cfg = parse_cfg(files["nnie_mapper.cfg"].decode())
+    assert cfg["norm_type"] == ["4"] and cfg["mean_file"] == ["mean.binaryproto"]
+    assert files["mean.binaryproto"] == (proj / "recipes" / "mean127.binaryproto").read_bytes()
+    assert "mean.txt" not in files
+    # a mean image of 127 everywhere is the channel mean 127 of the plain recipe: same ranges
+    plain = json.loads((out / "ultraface-slim-320" / "calibrate" / "ranges.json").read_text())
+    with_file = json.loads((out / MEAN_FILE / "calibrate" / "ranges.json").read_text())
+    assert with_file == plain
