@@ -146,3 +146,11 @@ def test_mean_file_recipe_maps_with_norm_type_4_and_calibrates_as_the_channel_me
     plain = json.loads((out / "ultraface-slim-320" / "calibrate" / "ranges.json").read_text())
     with_file = json.loads((out / MEAN_FILE / "calibrate" / "ranges.json").read_text())
     assert with_file == plain
+
+
+def test_gray_frames_feed_a_one_channel_network_their_luma():
+    picture = np.random.default_rng(4).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    got = frames.network_input(picture, format="gray", mean=[100.0], scale=0.5)
+    luma = np.floor(picture @ np.array([0.299, 0.587, 0.114]) + 0.5)
+    assert got.shape == (1, 1, 4, 6)
+    assert np.array_equal(got[0, 0], ((luma - 100.0) * 0.5).astype(np.float32))
