@@ -103,7 +103,7 @@ def outputs_of(image: pathlib.Path, out: pathlib.Path):
     from nnbuild.caffe import io
     from nnbuild.nnie.calibrate import Ranges
     from nnbuild.nnie.simulate import simulate
-    from nnbuild.recipe import load_merged
+    from nnbuild.recipe.load import load_merged
     from nnbuild.stages.calibrate import _input_spec
 
     recipe = load_merged(ROOT / "recipes" / f"{RECIPE}.yaml")

@@ -36,7 +36,7 @@ MODELS = ROOT.parent / "shared" / "models"
 
 from nnbuild.caffe.io import load  # noqa: E402
 from nnbuild.engine import blas, run, runner  # noqa: E402
-from nnbuild.stats import graph_stats, totals  # noqa: E402
+from nnbuild.shapes.stats import graph_stats, totals  # noqa: E402
 
 CASES = {
     "mnet640": ("retinaface-mnet25/mnet", (1, 3, 640, 640), 100.0),

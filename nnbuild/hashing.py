@@ -1,4 +1,4 @@
-"""Content hashing: canonical JSON, file sha256 with a stat cache, and code fingerprints.
+"""Content hashing: canonical JSON and file sha256 with a stat cache.
 
 Everything a stage key is made of goes through this module, so hashing and canonicalisation
 are decided in one place (style.md rule 6). Only the standard library is imported: the no-op
@@ -46,7 +46,8 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _stat_sig(st: os.stat_result) -> list[int]:
+def stat_signature(st: os.stat_result) -> list[int]:
+    """What identifies one version of a file without reading it: size, mtime, inode, ctime."""
     # ctime_ns changes on every write and cannot be set by `touch`, so a file rewritten with the
     # same size and a restored mtime is still noticed.
     return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
@@ -80,7 +81,7 @@ class StatCache:
     def sha256(self, path: str | os.PathLike) -> str:
         """Return the sha256 of ``path``, re-hashing only if its stat data changed."""
         key = os.path.abspath(path)
-        sig = _stat_sig(os.stat(key))
+        sig = stat_signature(os.stat(key))
         table = self._load()
         hit = table.get(key)
         if isinstance(hit, list) and len(hit) == 5 and hit[:4] == sig:
@@ -93,7 +94,7 @@ class StatCache:
     def remember(self, path: str | os.PathLike, digest: str) -> None:
         """Record a hash computed elsewhere (e.g. while copying) for ``path``."""
         key = os.path.abspath(path)
-        self._load()[key] = _stat_sig(os.stat(key)) + [digest]
+        self._load()[key] = stat_signature(os.stat(key)) + [digest]
         self._dirty = True
 
     def save(self) -> None:
@@ -105,55 +106,3 @@ class StatCache:
         tmp.write_text(canonical_json(self._table))
         os.replace(tmp, self.path)
         self._dirty = False
-
-
-def module_files(module: str) -> list[Path]:
-    """Source files of a module or package, found without importing it.
-
-    ``nnbuild.x.y`` is looked up under the installed ``nnbuild`` directory (so fingerprinting
-    ``nnbuild.engine`` never imports numpy); other top-level names use ``importlib`` specs.
-
-    Args:
-        module: dotted module or package name.
-
-    Returns:
-        Sorted ``.py`` files (a package contributes every ``.py`` below it).
-    """
-    parts = module.split(".")
-    if parts[0] == "nnbuild":
-        base = Path(__file__).resolve().parent.joinpath(*parts[1:])
-    else:
-        import importlib.util
-
-        spec = importlib.util.find_spec(parts[0])
-        if spec is None or spec.origin is None:
-            return []
-        base = Path(spec.origin).parent if spec.submodule_search_locations else Path(spec.origin)
-        base = base.joinpath(*parts[1:]) if len(parts) > 1 else base
-    if base.is_dir():
-        return sorted(p for p in base.rglob("*.py") if "__pycache__" not in p.parts)
-    single = base.with_suffix(".py") if base.suffix != ".py" else base
-    return [single] if single.is_file() else []
-
-
-def code_fingerprint(modules: tuple[str, ...] | list[str], stats: StatCache) -> dict[str, str]:
-    """Fingerprint the code of ``modules``: one sha256 per module over its files' hashes.
-
-    Args:
-        modules: dotted names (packages include all their files).
-        stats: stat cache used to avoid re-hashing unchanged sources.
-
-    Returns:
-        ``{module: sha256}``; a module with no source files maps to ``"missing"`` so that adding
-        it later changes the key.
-    """
-    result = {}
-    for module in sorted(set(modules)):
-        files = module_files(module)
-        if not files:
-            result[module] = "missing"
-            continue
-        root = os.path.commonpath([str(f.parent) for f in files])
-        entries = [[os.path.relpath(f, root), stats.sha256(f)] for f in files]
-        result[module] = sha256_json(entries)
-    return result

@@ -7,11 +7,11 @@ import os
 import pytest
 
 from nnbuild import hashing
-from nnbuild.cache import Cache
+from nnbuild.build.cache import Cache
 from nnbuild.commands.cache import gc, parse_size, stats
 from nnbuild.errors import CacheError, NNBuildError
-from nnbuild.recipe import Recipe
-from nnbuild.stages.runner import Pipeline, keyable
+from nnbuild.recipe.load import Recipe
+from nnbuild.build.runner import Pipeline, keyable
 from h5stages import digest, package, slow
 from h5stages.project import MIRROR
 
@@ -37,20 +37,6 @@ def test_stat_cache_rehashes_only_on_change(tmp_path, monkeypatch):
     target.write_bytes(b"two")  # same size, mtime forced back: ctime still changes
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert again.sha256(target) == hashlib.sha256(b"two").hexdigest() and len(calls) == 2
-
-
-def test_code_fingerprint_follows_source(tmp_path, monkeypatch):
-    pkg = tmp_path / "h5fp"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("X = 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    stats = hashing.StatCache(None)
-    first = hashing.code_fingerprint(("h5fp",), stats)
-    (pkg / "extra.py").write_text("Y = 2\n")
-    second = hashing.code_fingerprint(("h5fp",), stats)
-    assert first != second and set(second) == {"h5fp"}
-    assert hashing.code_fingerprint(("nnbuild.no_such_module",), stats) == {
-        "nnbuild.no_such_module": "missing"}
 
 
 def test_store_entry_restore_and_corruption(tmp_path):
@@ -145,7 +131,7 @@ def test_recorded_failure_is_cached_and_raised_again(tmp_path, monkeypatch):
     import types
 
     gate = types.ModuleType("h5gate")
-    gate.NAME, gate.NEEDS, gate.READS, gate.CODE = "gate", ("fetch",), (), ()
+    gate.NAME, gate.NEEDS, gate.READS = "gate", ("fetch",), ()
     calls = []
 
     def run(ctx):
@@ -200,7 +186,7 @@ def test_stages_that_write_the_recipe_name_key_on_it(tmp_path, monkeypatch):
 
     def stage(uses_name):
         module = types.ModuleType(f"namestage{uses_name}")
-        module.NAME, module.NEEDS, module.READS, module.CODE = "named", (), ("input",), ()
+        module.NAME, module.NEEDS, module.READS = "named", (), ("input",)
         module.USES_NAME = uses_name
         module.run = lambda ctx: (ctx.out / "name.txt").write_text(ctx.name)
         return module
@@ -226,7 +212,7 @@ def test_locked_excludes_other_processes_until_released(tmp_path):
 
     cache = Cache(tmp_path / "cache")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from nnbuild.cache import Cache\n"
+        [sys.executable, "-c", "import sys, time; from nnbuild.build.cache import Cache\n"
          f"c = Cache({str(tmp_path / 'cache')!r})\n"
          "with c.locked('r.map'):\n    print('held', flush=True); time.sleep(1.0)\n"],
         stdout=subprocess.PIPE, text=True)

@@ -1,4 +1,4 @@
-"""Tests for nnbuild.check: metric formulas against independent computations, gate, explanation."""
+"""Tests for nnbuild.check.metrics: metric formulas against independent computations, gate, explanation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from nnbuild import check
+from nnbuild.check import metrics as check
 from nnbuild.errors import CheckFailed, NNBuildError
 
 

@@ -48,7 +48,7 @@ def upstream(tmp_path_factory):
 
 def _run(upstream, tmp_path, files, **check):
     from nnbuild.stages import check as stage
-    from nnbuild.stages.context import StageContext
+    from nnbuild.build.context import StageContext
 
     root, _ = upstream
     out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}"
@@ -145,9 +145,9 @@ def test_retinaface_task_with_wider_ground_truth(tmp_path):
     from nnbuild.nnie.simulate import simulate
     from nnbuild.passes import PassContext, run_passes
     from nnbuild.stages import check as stage
-    from nnbuild.stages.context import StageContext
+    from nnbuild.build.context import StageContext
     from nnbuild import preprocess
-    from nnbuild.tasks import retinaface
+    from nnbuild.check.tasks import retinaface
 
     folder = MODELS / "retinaface-mnet25"
     graph = io.load(folder / "mnet.prototxt", folder / "mnet.caffemodel").graph

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import MODELS
 from nnbuild.caffe import io
-from nnbuild.chips import get_chip
+from nnbuild.nnie.chips import get_chip
 from nnbuild.nnie import cost
 
 

@@ -81,12 +81,14 @@ def test_list_shows_stages_and_parallel_build(tmp_path):
     assert {p.name for p in (proj / "dist").iterdir()} == {"mnet-small.tar.gz", "pnet-small.tar.gz"}
 
 
-def test_missing_stage_modules_build_what_exists(tmp_path):
+def test_missing_stage_module_is_one_clear_line(tmp_path):
+    # A misspelt stage module used to be skipped silently (with every stage needing it).
     proj = make_project(tmp_path)
     e = env(tmp_path, stages="nnbuild.stages.fetch,h5stages.not_there,h5stages.digest")
     result = doit(proj, "build", "pnet-small", env=e)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [".", "fetch:pnet-small", ".", "digest:pnet-small"]
+    assert result.returncode == 2, result.stderr
+    assert "NNBUILD_STAGES: stage module 'h5stages.not_there' does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_stage_error_is_one_line_and_nothing_cached(tmp_path):

@@ -266,7 +266,7 @@ def test_every_decodable_package_holds_c_that_matches_the_python_decoder(zoo, tm
     from board.hostcheck import check_package, outputs_of
 
     from nnbuild.board import has_decoder
-    from nnbuild.recipe import load_merged
+    from nnbuild.recipe.load import load_merged
 
     proj, names, first = zoo
     assert first.returncode == 0, first

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from e2e.e2e_project import doit, env, make_project
-from nnbuild.cache import Cache
+from nnbuild.build.cache import Cache
 from nnbuild.hashing import sha256_file
 
 pytestmark = pytest.mark.slow

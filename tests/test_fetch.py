@@ -6,8 +6,10 @@ import threading
 
 import pytest
 
-from nnbuild import fetch, hashing
-from nnbuild.cache import Cache
+from nnbuild import hashing
+
+from nnbuild.build import fetch
+from nnbuild.build.cache import Cache
 from nnbuild.errors import FetchError, RecipeError
 from h5stages.project import SHARED
 
@@ -132,7 +134,7 @@ def test_photos_manifest_resolves_through_image_mirror(cache, monkeypatch):
 
 
 def test_project_default_mirrors_apply_only_without_nnbuild_mirror(tmp_path, monkeypatch):
-    from nnbuild.fetch import mirror_dirs
+    from nnbuild.build.fetch import mirror_dirs
 
     (tmp_path / "pyproject.toml").write_text('[tool.nnbuild]\nmirror = ["../m1", "m2"]\n')
     monkeypatch.setenv("NNBUILD_ROOT", str(tmp_path))

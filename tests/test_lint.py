@@ -6,9 +6,9 @@ import pytest
 from conftest import MODELS
 from netgen_h3 import net, one
 
-from nnbuild.chips import CHIPS, get_chip
+from nnbuild.nnie.chips import CHIPS, get_chip
 from nnbuild.errors import RecipeError
-from nnbuild.lint import cpu_segments, lint, rule
+from nnbuild.nnie.lint import cpu_segments, lint, rule
 
 
 def load(stem: str):

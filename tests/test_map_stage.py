@@ -13,7 +13,7 @@ from conftest import IMAGES, MODELS
 
 
 def _ctx(tmp_path, stage, recipe, upstream, files=()):
-    from nnbuild.stages.context import StageContext
+    from nnbuild.build.context import StageContext
 
     out, scratch = tmp_path / stage, tmp_path / f"scratch-{stage}"
     out.mkdir()

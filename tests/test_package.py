@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 from nnbuild.cli import main
-from nnbuild.package import PackageError, file_entries, nnie_output_names, verify, write_archive
+from nnbuild.archive import PackageError, file_entries, nnie_output_names, verify, write_archive
 
 
 def _make(tmp_path, sub, content=b"layer {}\n"):

@@ -15,7 +15,7 @@ from nnbuild import engine
 from nnbuild import preprocess as pp
 from nnbuild.caffe import io
 from nnbuild.nnie import cfg as nc
-from nnbuild.tasks import retinaface as rf
+from nnbuild.check.tasks import retinaface as rf
 
 WIDER = IMAGES / "widerface-val416"
 SIZE = 640

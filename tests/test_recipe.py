@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from nnbuild import recipe
-from nnbuild.cache import Cache
+from nnbuild.recipe import load as recipe
+from nnbuild.build.cache import Cache
 from nnbuild.errors import RecipeError
 from h5stages.project import ROOT, env
 
@@ -140,7 +140,7 @@ def test_validation_is_cached_by_content(tmp_path):
     cache = Cache(tmp_path / "cache")
     recipe.load("retinaface-640", ROOT / "recipes", cache)
     assert len(list((cache.base / "valid").iterdir())) == 1
-    code = ("import sys; from nnbuild import recipe; from nnbuild.cache import Cache; "
+    code = ("import sys; from nnbuild.recipe import load as recipe; from nnbuild.build.cache import Cache; "
             f"recipe.load('retinaface-640', recipe.Path({str(ROOT / 'recipes')!r}), "
             f"Cache({str(tmp_path / 'cache')!r})); print('jsonschema' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

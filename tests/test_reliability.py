@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from nnbuild.cache import Cache
+from nnbuild.build.cache import Cache
 from nnbuild.hashing import sha256_file
 from h5stages.project import doit, env, make_project, runs
 

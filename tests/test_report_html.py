@@ -6,7 +6,9 @@ import re
 
 import numpy as np
 
-from nnbuild import report, svg
+from nnbuild.check import report_html as report
+
+from nnbuild.check import svg
 
 
 def _report(verdict="fail"):

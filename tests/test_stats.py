@@ -9,11 +9,11 @@ from conftest import MODELS
 from netgen_h3 import one
 
 from nnbuild.shapes import infer_shapes
-from nnbuild.stats import graph_stats, layer_macs, totals
+from nnbuild.shapes.stats import graph_stats, layer_macs, totals
 
 MNET = MODELS / "retinaface-mnet25" / "mnet"
 
-# RetinaFace mnet at its native 640x640, counted by nnbuild.stats; pinned so a change shows.
+# RetinaFace mnet at its native 640x640, counted by nnbuild.shapes.stats; pinned so a change shows.
 MNET_TOTAL_PARAMS = 434_463
 MNET_TOTAL_MACS = 981_657_600
 

@@ -1,10 +1,10 @@
-"""Tests for nnbuild.suggest: the search on scorers with a known optimum, budgets, recipe diffs."""
+"""Tests for nnbuild.check.suggest: the search on scorers with a known optimum, budgets, recipe diffs."""
 
 from __future__ import annotations
 
 import pytest
 
-from nnbuild import suggest
+from nnbuild.check import suggest
 from nnbuild.errors import RecipeError
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nnbuild.errors import ModelError, RecipeError
-from nnbuild.tasks import matching, registry, ultraface
+from nnbuild.check.tasks import matching, registry, ultraface
 
 
 def _det(box, score=0.9, landmarks=None):

@@ -50,7 +50,7 @@ def upstream(tmp_path_factory):
 
 def _run(root, tmp_path, files):
     from nnbuild.stages import check as stage
-    from nnbuild.stages.context import StageContext
+    from nnbuild.build.context import StageContext
 
     (tmp_path / "out").mkdir()
     (tmp_path / "scratch").mkdir()
@@ -79,7 +79,7 @@ def _iou(a, b):
 
 
 def test_nnie_part_is_lint_clean(upstream):
-    from nnbuild.lint import lint
+    from nnbuild.nnie.lint import lint
 
     _, _, nnie = upstream
     findings = lint(nnie, "hi3516dv300")
@@ -124,7 +124,7 @@ def test_check_report_on_the_split_model(upstream, tmp_path):
 
 
 def test_internal_error_in_check_is_one_line(upstream, tmp_path, monkeypatch):
-    from nnbuild import check_image
+    from nnbuild.check import image as check_image
 
     def boom(job):
         raise ValueError("boom")

@@ -1,7 +1,7 @@
 """Generated C for the ``embedding`` task: L2 normalisation, ``postprocess/embedding.{h,c}``.
 
 The embedding output is ``check.task_args.output`` or the only output (as
-``nnbuild.tasks.embedding``); it is read in NNIE's layout whatever its Caffe rank.
+``nnbuild.check.tasks.embedding``); it is read in NNIE's layout whatever its Caffe rank.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """C text from the templates in ``nnbuild/board/templates``: ``@KEY@`` placeholders and C literals.
 
-Templates are plain .c/.h files a board engineer can read; ``render`` fills every ``@KEY@`` and
+Templates are plain C text (one module per file, ``TEXT``); ``render`` fills every ``@KEY@`` and
 refuses to leave one unfilled or to ignore a value nobody asked for (a template and its generator
 cannot drift apart silently).
 """
@@ -8,15 +8,16 @@ cannot drift apart silently).
 from __future__ import annotations
 
 import re
-from importlib import resources
 from typing import Iterable, Mapping
 
 PLACEHOLDER = re.compile(r"@([A-Z][A-Z0-9_]*)@")
 
 
 def template(name: str) -> str:
-    """The text of ``templates/<name>`` (package data)."""
-    return resources.files("nnbuild.board").joinpath("templates", name).read_text("utf-8")
+    """The text of template ``name`` (e.g. ``retinaface.c.in``)."""
+    from nnbuild.board.templates import TEMPLATES
+
+    return TEMPLATES[name]
 
 
 def render(text: str, values: Mapping[str, object]) -> str:

@@ -1,7 +1,7 @@
 """Generated C for the ``retinaface`` task: ``postprocess/retinaface.{h,c}``.
 
 The nine head outputs are recognised by channel count and feature size exactly as the Python
-decoder does (``nnbuild.tasks.retinaface._by_stride``), so the C reads each head from the .wk
+decoder does (``nnbuild.check.tasks.retinaface._by_stride``), so the C reads each head from the .wk
 output index where it really is, whatever order the recipe's ``nnie_order`` chose.
 """
 
@@ -12,7 +12,7 @@ from nnbuild.board.layout import nchw
 from nnbuild.board.render import c_double
 from nnbuild.board.spec import BoardSpec
 from nnbuild.errors import ModelError
-from nnbuild.tasks import retinaface as reference
+from nnbuild.check.tasks import retinaface as reference
 
 
 def _heads(spec: BoardSpec) -> dict[tuple[int, str], int]:

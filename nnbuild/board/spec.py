@@ -53,7 +53,7 @@ class BoardSpec:
 def board_spec(name: str, recipe: dict[str, Any], patch_dir: pathlib.Path) -> BoardSpec:
     """The spec of recipe ``name`` whose patch stage wrote ``patch_dir``."""
     from nnbuild.caffe.io import load
-    from nnbuild.package import nnie_output_names
+    from nnbuild.archive import nnie_output_names
     from nnbuild.shapes import infer_shapes
 
     graph = load(patch_dir / "model.prototxt").graph

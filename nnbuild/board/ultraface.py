@@ -1,6 +1,6 @@
 """Generated C for the ``ultraface`` task: ``postprocess/ultraface.{h,c}``.
 
-Priors as ``nnbuild.tasks.ultraface.priors`` (heads, strides and anchor sizes from there); the
+Priors as ``nnbuild.check.tasks.ultraface.priors`` (heads, strides and anchor sizes from there); the
 two outputs are found by their last axis (4: box regressions, 2: scores), whatever their order
 in the .wk. Thresholds from ``check.task_args`` with the Python decoder's defaults.
 """
@@ -13,7 +13,7 @@ from nnbuild.board.common import geometry, input_values, output_values, sort_cod
 from nnbuild.board.render import c_double
 from nnbuild.board.spec import BoardSpec
 from nnbuild.errors import ModelError
-from nnbuild.tasks import ultraface as reference
+from nnbuild.check.tasks import ultraface as reference
 
 
 def _outputs(spec: BoardSpec, priors: int) -> tuple[int, int]:

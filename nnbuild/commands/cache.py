@@ -51,7 +51,7 @@ def _blob_sizes(cache) -> dict[str, tuple[int, float]]:
 
 def gc(cache, max_size: int | None = None, grace: float = 600.0) -> dict[str, int]:
     """Collect garbage; returns counts and bytes removed/kept."""
-    from nnbuild.cache import remove_tree, stale_tmp
+    from nnbuild.build.cache import remove_tree, stale_tmp
 
     removed = {"tmp": 0, "files": 0, "entries": 0, "bytes": 0}
     for path in stale_tmp(cache, older_than=max(grace, 3600.0)):
@@ -106,9 +106,9 @@ def stats(cache) -> dict[str, Any]:
 
 
 def _cache():
-    from nnbuild.cache import Cache
-    from nnbuild.doit_plugin import cache_root
-    from nnbuild.recipe import project_root
+    from nnbuild.build.cache import Cache
+    from nnbuild.build.doit_plugin import cache_root
+    from nnbuild.recipe.load import project_root
 
     return Cache(cache_root(project_root()))
 

@@ -73,8 +73,8 @@ def explain(pipe, rec) -> list[tuple[str, str, list[str]]]:
 
 def run(args: argparse.Namespace) -> int:
     """Print one line per stage, followed by its reasons."""
-    from nnbuild.doit_plugin import get_recipe, pipeline
-    from nnbuild.recipe import project_root
+    from nnbuild.build.doit_plugin import get_recipe, pipeline
+    from nnbuild.recipe.load import project_root
 
     root = project_root()
     rec = get_recipe(root, args.recipe)

@@ -12,7 +12,7 @@ import pathlib
 import sys
 from typing import Any
 
-from nnbuild.chips import CHIPS, DEFAULT_CHIP
+from nnbuild.nnie.chips import CHIPS, DEFAULT_CHIP
 
 
 def register(subparsers: Any) -> None:
@@ -65,11 +65,11 @@ def inspect_model(model: str, weights: str | None = None, input_shapes: list[str
                   chip: str = DEFAULT_CHIP) -> dict:
     """Everything ``nnbuild inspect`` shows, as a JSON-ready dict (see ``run``)."""
     from nnbuild.caffe.io import load
-    from nnbuild.chips import get_chip
+    from nnbuild.nnie.chips import get_chip
     from nnbuild.errors import ModelError
-    from nnbuild.lint import cpu_segments, lint
+    from nnbuild.nnie.lint import cpu_segments, lint
     from nnbuild.shapes import infer_shapes
-    from nnbuild.stats import graph_stats, totals
+    from nnbuild.shapes.stats import graph_stats, totals
 
     for path in (model, weights):
         if path and not pathlib.Path(path).is_file():

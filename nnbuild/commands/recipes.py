@@ -22,7 +22,7 @@ def register(subparsers: Any) -> None:
 
 def run_new(args: argparse.Namespace) -> int:
     """Write the new recipe and print its path."""
-    from nnbuild.recipe import display, new_recipe
+    from nnbuild.recipe.load import display, new_recipe
 
     print(display(new_recipe(args.name, args.source)))
     return 0
@@ -53,7 +53,7 @@ def pass_problems(data: dict, registry: set[str] | None) -> list[str]:
 def run_validate(args: argparse.Namespace) -> int:
     """Validate (no validation cache: always the full schema) and print one line per recipe."""
     from nnbuild.errors import RecipeError
-    from nnbuild.recipe import load, load_all, recipes_dir
+    from nnbuild.recipe.load import load, load_all, recipes_dir
 
     folder = recipes_dir()
     found = {n: load(n, folder) for n in args.recipes} if args.recipes else load_all(folder)

@@ -14,7 +14,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from nnbuild.stages.runner import stage_output_dir
+    from nnbuild.build.runner import stage_output_dir
 
     path = stage_output_dir(args.recipe, "check") / ("report.json" if args.json else "report.html")
     if not path.is_file():

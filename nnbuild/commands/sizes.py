@@ -42,10 +42,10 @@ def parse_range(text: str, step: int, where: str) -> range:
 
 def _recipe_graph(name: str):
     """The recipe's original graph (through the fetch logic) and its patch specs."""
-    from nnbuild.cache import Cache
+    from nnbuild.build.cache import Cache
     from nnbuild.caffe import io
-    from nnbuild.fetch import fetch
-    from nnbuild.recipe import load, project_root
+    from nnbuild.build.fetch import fetch
+    from nnbuild.recipe.load import load, project_root
 
     recipe = load(name)
     path = fetch(recipe.data["source"]["prototxt"], Cache(project_root() / "cache"),
@@ -74,7 +74,7 @@ def load_problem(args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> int:
-    from nnbuild import sizes
+    from nnbuild.passes import sizes
 
     graph, specs = load_problem(args)
     if args.check:

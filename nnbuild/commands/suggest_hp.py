@@ -33,7 +33,7 @@ def register(subparsers) -> None:
 
 def stage_dir(name: str, stage: str) -> pathlib.Path:
     """The materialised outputs of ``stage`` for recipe ``name`` (RecipeError when not built)."""
-    from nnbuild.stages import runner
+    from nnbuild.build import runner
 
     path = pathlib.Path(runner.stage_output_dir(name, stage))
     if not path.is_dir():
@@ -46,9 +46,9 @@ def stage_dir(name: str, stage: str) -> pathlib.Path:
 def check_feeds(recipe, graph, count: int) -> list[dict]:
     """Preprocessed feeds of the first ``count`` check images."""
     from nnbuild import preprocess
-    from nnbuild.cache import Cache
-    from nnbuild.fetch import fetch
-    from nnbuild.recipe import project_root
+    from nnbuild.build.cache import Cache
+    from nnbuild.build.fetch import fetch
+    from nnbuild.recipe.load import project_root
     from nnbuild.stages import calibrate, check
 
     refs = check.external_inputs(recipe.data)[check.GROUP][:max(1, count)]
@@ -59,8 +59,8 @@ def check_feeds(recipe, graph, count: int) -> list[dict]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from nnbuild import recipe as recipes
-    from nnbuild import suggest
+    from nnbuild.recipe import load as recipes
+    from nnbuild.check import suggest
     from nnbuild.caffe import io
     from nnbuild.nnie.calibrate import Ranges
 

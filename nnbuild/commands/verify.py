@@ -12,7 +12,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from nnbuild.package import verify
+    from nnbuild.archive import verify
 
     for archive in args.archives:
         manifest = verify(archive)

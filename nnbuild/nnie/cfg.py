@@ -31,7 +31,7 @@ How each key is chosen (all from nnie-facts.md §2 unless said otherwise):
 * ``instruction_name`` — spelled so, not ``instructions_name`` (every real cfg; §2).
 
 The chip (``target.chip``) decides the mapper *executable* (nnie_mapper_11 vs 12, §1,
-``nnbuild.chips``); §2 documents one key set for both versions, so the text does not depend on it,
+``nnbuild.nnie.chips``); §2 documents one key set for both versions, so the text does not depend on it,
 but an unknown chip is rejected here so no cfg is ever written for a target nnbuild cannot map.
 Only single-input networks are supported (the recipe has one ``input``); the per-input keys
 (§2) are therefore written once.
@@ -43,7 +43,7 @@ import dataclasses
 import math
 from typing import Any, Mapping, Sequence
 
-from nnbuild.chips import get_chip
+from nnbuild.nnie.chips import get_chip
 from nnbuild.errors import RecipeError
 
 CFG_NAME = "nnie_mapper.cfg"

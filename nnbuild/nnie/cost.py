@@ -8,7 +8,7 @@ This is an estimate, not a measurement. The only real-device anchors public are 
     latency = sum over layers of 2 * MACs / (TOPS * 1e12 * efficiency[bits of the layer])
 
 with one efficiency factor per precision, fitted so that RetinaFace-640 (``RETINAFACE_640_MACS``,
-the MAC count of that graph under ``nnbuild.stats``'s conventions; the test recomputes it from the
+the MAC count of that graph under ``nnbuild.shapes.stats``'s conventions; the test recomputes it from the
 real model) gives exactly 17 ms and 34 ms. It scales with MACs only: memory-bound layers
 (pooling, element-wise, concat), depthwise convolutions' lower utilisation and per-run overheads
 are not modelled. That is why it gives MobileFaceNet (112x112, 0.22 GMACs) about 4 ms where
@@ -24,7 +24,7 @@ import collections
 import math
 from typing import Mapping
 
-from nnbuild.chips import DEFAULT_CHIP, Chip, get_chip
+from nnbuild.nnie.chips import DEFAULT_CHIP, Chip, get_chip
 from nnbuild.ir import Graph
 
 # The fit (see module docstring): MACs of RetinaFace mnet0.25 at 640x640 and its published times.
@@ -57,7 +57,7 @@ def layer_costs(graph: Graph, bits: Mapping[str, int] | None = None) -> list[dic
         bits: layer name -> 8 or 16 (e.g. the quantization points' weight bits); layers not
             named take the most common width given (8 when ``bits`` is empty).
     """
-    from nnbuild import stats
+    from nnbuild.shapes import stats
     from nnbuild.shapes import infer_shapes
 
     bits = dict(bits or {})

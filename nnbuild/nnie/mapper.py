@@ -44,7 +44,7 @@ def find_mapper(recipe_mapper_path: str | os.PathLike | None = None,
     Raises:
         MapperError: the file does not exist, is not executable, or is for the wrong version.
     """
-    from nnbuild.chips import get_chip
+    from nnbuild.nnie.chips import get_chip
 
     where = "mapper.path" if recipe_mapper_path else ENV_VAR
     path = recipe_mapper_path or os.environ.get(ENV_VAR) or None

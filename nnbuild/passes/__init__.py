@@ -7,7 +7,7 @@ and collects the records into the list written to ``patch-report.json``.
 
 Passes register with ``@register_pass("name")`` under the exact name recipes use. A pass may also
 register a ``size_check(graph, shapes, **args) -> list[str]``: the problems that make the pass
-invalid at the input size ``shapes`` was inferred for (``nnbuild.sizes`` uses these).
+invalid at the input size ``shapes`` was inferred for (``nnbuild.passes.sizes`` uses these).
 """
 
 from __future__ import annotations

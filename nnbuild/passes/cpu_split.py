@@ -1,6 +1,6 @@
 """Pass ``cpu_split``: cut the net so NNIE runs the part before the layers it cannot run.
 
-Layers NNIE cannot run (PriorBox, DetectionOutput, custom types: ``nnbuild.lint.runs_on_cpu``,
+Layers NNIE cannot run (PriorBox, DetectionOutput, custom types: ``nnbuild.nnie.lint.runs_on_cpu``,
 nnie-facts.md §5) and every layer reading their results form the CPU part; the rest is the NNIE
 part, which the pass returns. The CPU part is a second ``Graph`` left in ``ctx.cpu_graph``: its
 inputs are the blobs crossing the cut (NNIE outputs, or the network input), declared with their
@@ -46,7 +46,7 @@ SHAPE_ONLY_TYPES = ("PriorBox",)  # SSD Caffe PriorBoxLayer::Forward_cpu reads b
 
 def cpu_layers(graph: Graph, extra_types=(), names=()) -> set[str]:
     """Names of the layers that must run on the CPU: unsupported ones, ``names``, all they feed."""
-    from nnbuild.lint import runs_on_cpu
+    from nnbuild.nnie.lint import runs_on_cpu
 
     cpu: set[str] = set()
     cpu_blobs: set[str] = set()
@@ -80,7 +80,7 @@ def _lint_tail(graph: Graph, cpu: set[str], chip: str) -> list[str]:
     Returns:
         The rejected layers that were moved (their downstream layers are moved with them).
     """
-    from nnbuild.lint import lint
+    from nnbuild.nnie.lint import lint
 
     moved: list[str] = []
     while True:

@@ -36,7 +36,7 @@ def _hw(graph: Graph) -> tuple[int, int]:
 
 def _refuse(graph: Graph, problems: list[str]) -> PassError:
     # Imported here: the solver imports the pass registry, which imports this module.
-    from nnbuild.sizes import nearest_valid, format_hw
+    from nnbuild.passes.sizes import nearest_valid, format_hw
 
     h, w = _hw(graph)
     below, above = nearest_valid(graph, ["remove_crop"], (h, w))

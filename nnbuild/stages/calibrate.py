@@ -20,15 +20,12 @@ import pathlib
 NAME = "calibrate"
 NEEDS = ("patch",)
 READS = ("input", "calibration")
-CODE = ("nnbuild.stages.calibrate", "nnbuild.nnie.calibrate", "nnbuild.nnie.quantpoints",
-        "nnbuild.preprocess", "nnbuild.engine", "nnbuild.caffe", "nnbuild.ir", "nnbuild.fetch",
-        "nnbuild.board.frames")
 GROUP = "calibration"
 
 
 def external_inputs(recipe: dict) -> dict[str, list]:
     """The calibration pictures: ``{"calibration": [ref, ...]}`` from ``calibration.images/count``."""
-    from nnbuild.fetch import image_refs
+    from nnbuild.build.fetch import image_refs
 
     from nnbuild.board.frames import mean_file_refs
 

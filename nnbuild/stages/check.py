@@ -1,10 +1,10 @@
 """Stage ``check``: float vs quantized on the check images, task metrics, the gate, report.json.
 
 Reads the patch outputs (float patched model, CPU part if any), the calibrate stage's
-``ranges.json`` and the map stage's ``quant.json`` (latency), runs ``nnbuild.check_image`` for every
+``ranges.json`` and the map stage's ``quant.json`` (latency), runs ``nnbuild.check.image`` for every
 check image (process pool, results cached per image by content key in ``ctx.scratch``), then
 aggregates, applies the gate and writes ``report.json`` (docs/report-json.md) and ``report.html``
-when ``nnbuild.report`` is available. A missed threshold calls ``ctx.fail(CheckFailed(...))``.
+when ``nnbuild.check.report_html`` is available. A missed threshold calls ``ctx.fail(CheckFailed(...))``.
 
 Importable without numpy: heavy modules are imported inside ``run``.
 """
@@ -21,10 +21,6 @@ NAME = "check"
 NEEDS = ("patch", "calibrate", "map")
 USES_NAME = True  # the recipe name is in the outputs (see runner.key_doc)
 READS = ("input", "quant", "target", "check")
-CODE = ("nnbuild.stages.check", "nnbuild.check", "nnbuild.check_report",
-        "nnbuild.check_image", "nnbuild.suggest", "nnbuild.tasks", "nnbuild.nnie",
-        "nnbuild.engine", "nnbuild.preprocess", "nnbuild.caffe", "nnbuild.ir", "nnbuild.report",
-        "nnbuild.board.frames")
 GROUP = "check"
 TRUTH = "ground_truth"
 # Bump when the per-image result format changes: it is part of every scratch cache key.
@@ -34,7 +30,7 @@ IMAGE_RESULT_VERSION = 2
 
 def external_inputs(recipe: dict) -> dict[str, list]:
     """The check pictures: ``{"check": [ref, ...]}`` from ``check.images``/``check.count``."""
-    from nnbuild.fetch import image_refs
+    from nnbuild.build.fetch import image_refs
 
     spec = recipe.get("check") or {}
     from nnbuild.board.frames import mean_file_refs
@@ -64,7 +60,7 @@ def truth_boxes(path: pathlib.Path, name: str, truth: dict, input_spec: tuple) -
     from PIL import Image
 
     from nnbuild import preprocess
-    from nnbuild.tasks import retinaface
+    from nnbuild.check.tasks import retinaface
 
     rows = truth.get(name)
     if rows is None:
@@ -81,7 +77,7 @@ def truth_boxes(path: pathlib.Path, name: str, truth: dict, input_spec: tuple) -
 
 def _jobs(ctx, files: list[pathlib.Path]) -> list:
     """One ``check_image.Job`` per picture."""
-    from nnbuild.check_image import Job
+    from nnbuild.check.image import Job
     from nnbuild.stages.calibrate import _input_spec
 
     patch, calib = ctx.upstream("patch"), ctx.upstream("calibrate")
@@ -98,7 +94,7 @@ def _jobs(ctx, files: list[pathlib.Path]) -> list:
     names = display_names(ctx.recipe)
     truth = {}
     if (check.get("task_args") or {}).get("ground_truth"):
-        from nnbuild.tasks.retinaface import read_wider_gt
+        from nnbuild.check.tasks.retinaface import read_wider_gt
         truth = read_wider_gt(ctx.files(TRUTH)[0])
     jobs = []
     for path in files:
@@ -114,9 +110,10 @@ def _jobs(ctx, files: list[pathlib.Path]) -> list:
     return jobs
 
 
-def content_key(job, hashes: dict[str, str]) -> str:
-    """Scratch cache key of one image's result: everything that can change it, hashed."""
-    fields = {"v": IMAGE_RESULT_VERSION, "image": hashes[job.image],
+def content_key(job, hashes: dict[str, str], code: str) -> str:
+    """Scratch cache key of one image's result: everything that can change it, hashed —
+    ``code`` is the fingerprint of the module computing it (``ctx.code_digest``)."""
+    fields = {"v": IMAGE_RESULT_VERSION, "code": code, "image": hashes[job.image],
               "model": [hashes[p] for p in job.model],
               "cpu": [hashes[p] for p in job.cpu] if job.cpu else None,
               "ranges": hashes[job.ranges], "mode": job.mode, "input": repr(job.input),
@@ -129,7 +126,7 @@ def compute(ctx, jobs: list, keys: list[str]) -> list[dict]:
     """Per-image results: cached ones from ``ctx.scratch``, the rest over a process pool."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from nnbuild.check_image import check_image_safe, raise_error
+    from nnbuild.check.image import check_image_safe, raise_error
 
     results: list[dict | None] = [None] * len(jobs)
     todo = []
@@ -165,18 +162,21 @@ def compute(ctx, jobs: list, keys: list[str]) -> list[dict]:
 
 def run(ctx) -> None:
     """Compare, score, gate, and write report.json (+ report.html)."""
-    from nnbuild import check_report
+    from nnbuild.check import report_json as check_report
 
     files = list(ctx.files(GROUP))
     jobs = _jobs(ctx, files)
     paths = {p for job in jobs for p in (job.image, job.ranges, *job.model, *(job.cpu or ()))}
     hashes = {p: sha256_file(pathlib.Path(p)) for p in sorted(paths)}
-    keys = [content_key(job, hashes) for job in jobs]
+    from nnbuild.check.image import check_image_safe
+
+    code = ctx.code_digest(check_image_safe.__module__)
+    keys = [content_key(job, hashes, code) for job in jobs]
     results = compute(ctx, jobs, keys)
     report = check_report.build(ctx, jobs, results, hashes)
     (ctx.out / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n",
                                          encoding="utf-8")
     check_report.write_html(ctx, report, jobs)
     if report["failures"]:
-        from nnbuild.check import check_failed
+        from nnbuild.check.metrics import check_failed
         ctx.fail(check_failed(ctx.name, report["failures"], report["explanation"]))

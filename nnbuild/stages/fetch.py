@@ -10,7 +10,6 @@ import shutil
 NAME = "fetch"
 NEEDS: tuple[str, ...] = ()
 READS: tuple[str, ...] = ()  # the content enters the key through external_inputs' hashes
-CODE = ("nnbuild.stages.fetch",)
 ROLES = ("prototxt", "caffemodel")
 
 

@@ -21,8 +21,6 @@ NAME = "map"
 NEEDS = ("patch", "calibrate")
 USES_NAME = True  # the recipe name is in the outputs (see runner.key_doc)
 READS = ("input", "quant", "target", "mapper")
-CODE = ("nnbuild.stages.map", "nnbuild.nnie", "nnbuild.engine", "nnbuild.caffe", "nnbuild.ir",
-        "nnbuild.chips", "nnbuild.board.frames")
 QUANT_VERSION = 1
 # Files the mapper reads, copied from upstream stages into its scratch directory so the
 # cfg's package-relative paths resolve there (nnie-facts.md §2).

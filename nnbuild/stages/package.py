@@ -22,7 +22,6 @@ USES_NAME = True  # the recipe name is in the outputs (see runner.key_doc)
 # The whole resolved recipe is packaged as recipe.yaml, so every recipe field is in the key.
 READS = ("description", "source", "input", "patches", "patch_check", "calibration", "quant",
          "target", "mapper", "check", "package")
-CODE = ("nnbuild.stages.package", "nnbuild.package", "nnbuild.board", "nnbuild.tasks")
 
 FROM_STAGES = {
     "patch": ("model.prototxt", "model.caffemodel", "cpu.prototxt", "cpu.caffemodel",
@@ -37,7 +36,7 @@ def run(ctx) -> None:
     import json
 
     from nnbuild import __version__
-    from nnbuild.package import file_entries, write_archive
+    from nnbuild.archive import file_entries, write_archive
 
     files = _collect(ctx)
     recipe_yaml = ctx.out / "_recipe.yaml"
@@ -100,7 +99,7 @@ def _postprocess(ctx) -> dict:
 def _dump_recipe(recipe: dict) -> str:
     import yaml
 
-    from nnbuild.recipe import portable
+    from nnbuild.recipe.load import portable
 
     # Paths relative to the project root: the archive must not depend on the checkout's place.
     public = {k: v for k, v in portable(recipe).items() if not k.startswith("_")}
@@ -118,7 +117,7 @@ def _sources(recipe: dict) -> dict:
 def _outputs(prototxt) -> list:
     """Output blobs in the order NNIE returns them (prototxt order) with their .wk names."""
     from nnbuild.caffe.io import load
-    from nnbuild.package import nnie_output_names
+    from nnbuild.archive import nnie_output_names
 
     graph = load(prototxt).graph
     names = graph.caffe_names()

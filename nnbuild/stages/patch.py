@@ -22,15 +22,13 @@ from typing import Any
 NAME = "patch"
 NEEDS = ("fetch",)
 READS = ("input", "patches", "patch_check", "quant.high_precision", "target.chip")
-CODE = ("nnbuild.stages.patch", "nnbuild.passes", "nnbuild.sizes", "nnbuild.engine",
-        "nnbuild.caffe", "nnbuild.ir", "nnbuild.shapes", "nnbuild.lint", "nnbuild.preprocess")
 GROUP = "patch_check"
 DEFAULT_TOLERANCE = 1e-4
 
 
 def external_inputs(recipe: dict) -> dict[str, list]:
     """The proof pictures: ``{"patch_check": [ref, ...]}`` (none without ``patch_check``)."""
-    from nnbuild.fetch import image_refs
+    from nnbuild.build.fetch import image_refs
 
     spec = recipe.get("patch_check") or {}
     if not spec.get("images"):
@@ -89,7 +87,7 @@ def run(ctx) -> None:
 
 def patch_model(original, recipe: dict, pictures: list[Path], log=None) -> dict[str, Any]:
     """Run the passes and the proof; returns graphs, report, lint findings and any failure."""
-    from nnbuild.lint import lint
+    from nnbuild.nnie.lint import lint
     from nnbuild.passes import run_passes
     from nnbuild.passes.proof import prove
 

@@ -29,7 +29,7 @@ MEAN_FILE = "ultraface-slim-320-meanfile"
 @pytest.fixture(scope="session")
 def built(tmp_path_factory):
     """(project folder, {recipe: resolved recipe}) after one ``doit build`` of ``RECIPES``."""
-    from nnbuild.recipe import load_merged
+    from nnbuild.recipe.load import load_merged
 
     proj = make_project(tmp_path_factory.mktemp("board") / "proj", list(RECIPES))
     write_recipe(proj, NV21, override_text("ultraface-slim-320") + "input: {format: yvu420sp}\n")

@@ -23,7 +23,7 @@ TOL = 1e-3
 
 def check_photos(recipe: dict, count: int, section: str = "check") -> list[pathlib.Path]:
     """The first ``count`` pictures of the recipe's check set, found in ../shared by sha256."""
-    from nnbuild.fetch import image_refs
+    from nnbuild.build.fetch import image_refs
 
     refs = image_refs(recipe[section]["images"], count, f"{section}.images")
     folders = [SHARED / "images" / d for d in ("photos", "faces112")]
@@ -42,7 +42,7 @@ def outputs_of(proj: pathlib.Path, name: str, recipe: dict, count: int):
     from nnbuild.board.frames import network_input
     from nnbuild.board.spec import board_spec
     from nnbuild.caffe import io
-    from nnbuild.check_image import final_outputs
+    from nnbuild.check.image import final_outputs
     from nnbuild.nnie.calibrate import Ranges
     from nnbuild.nnie.simulate import prepare, simulate
     from nnbuild.stages.calibrate import _input_spec
@@ -73,7 +73,7 @@ def packaged(proj: pathlib.Path, name: str) -> dict[str, str]:
 
 
 def _retinaface(spec, outputs):
-    from nnbuild.tasks import retinaface
+    from nnbuild.check.tasks import retinaface
 
     a = spec.task_args
     faces = retinaface.decode(outputs, spec.input_hw,
@@ -83,7 +83,7 @@ def _retinaface(spec, outputs):
 
 
 def _ultraface(spec, outputs):
-    from nnbuild.tasks import ultraface
+    from nnbuild.check.tasks import ultraface
 
     a = spec.task_args
     dets = ultraface.decode(outputs["scores"], outputs["boxes"], spec.input_hw,
@@ -93,7 +93,7 @@ def _ultraface(spec, outputs):
 
 
 def _ssd(spec, outputs):
-    from nnbuild.tasks import ssd
+    from nnbuild.check.tasks import ssd
 
     thr = float(spec.task_args.get("score_threshold", 0.5))
     return [d["box"] + [d["score"]]

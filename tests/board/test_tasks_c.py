@@ -3,7 +3,7 @@
 As tests/board/test_retinaface_c.py (board/hostcheck.py): the packaged C, compiled with
 ``-Werror``, reads the simulator's quantized outputs of the recipe's check photos in NNIE's memory
 layout (padding poisoned) and must give the Python decoder's detections in the same order within
-1e-3 px (UltraFace: ``nnbuild.tasks.ultraface.decode``; SSD: the float engine running the CPU
+1e-3 px (UltraFace: ``nnbuild.check.tasks.ultraface.decode``; SSD: the float engine running the CPU
 part's PriorBox/Softmax/DetectionOutput on the same outputs; embedding: numpy's L2 norm).
 """
 

@@ -45,7 +45,7 @@ def pyproject_text() -> str:
 
 def override_text(name: str, counts: dict | None = None) -> str:
     """``recipes/<name>.yaml`` of the test project: extends the zoo recipe, small counts."""
-    from nnbuild.recipe import load_merged
+    from nnbuild.recipe.load import load_merged
 
     counts = SMALL if counts is None else counts
     merged = load_merged(ZOO / f"{name}.yaml")

@@ -9,8 +9,8 @@ from conftest import IMAGES, MODELS
 from nnbuild.caffe.io import load
 from nnbuild.engine import run
 from nnbuild.preprocess import load_tensor, load_uint8, to_tensor
-from nnbuild.tasks import retinaface as rf
-from nnbuild.tasks.ultraface import decode as ultraface_decode
+from nnbuild.check.tasks import retinaface as rf
+from nnbuild.check.tasks.ultraface import decode as ultraface_decode
 
 MNET = MODELS / "retinaface-mnet25"
 MFN = MODELS / "mobilefacenet"

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import IMAGES, MODELS
 from nnbuild.errors import ModelError
-from nnbuild.tasks import retinaface as rf
+from nnbuild.check.tasks import retinaface as rf
 
 
 def fake_outputs(hw=(64, 64)):

@@ -6,7 +6,7 @@ from conftest import IMAGES, MODELS
 from nnbuild.caffe.io import load
 from nnbuild.engine import run
 from nnbuild.preprocess import load_tensor
-from nnbuild.tasks import retinaface as rf
+from nnbuild.check.tasks import retinaface as rf
 
 WIDER = IMAGES / "widerface-val416"
 

@@ -6,7 +6,6 @@ import json
 NAME = "digest"
 NEEDS = ("fetch",)
 READS = ("input.shape",)
-CODE = ("h5stages.digest",)
 
 
 def run(ctx):

@@ -6,7 +6,6 @@ import os
 NAME = "package"
 NEEDS = ("slow",)
 READS = ()
-CODE = ("h5stages.package",)
 
 
 def run(ctx):

@@ -6,7 +6,6 @@ import time
 NAME = "slow"
 NEEDS = ("digest",)
 READS = ("calibration.count",)
-CODE = ("h5stages.slow",)
 
 
 def run(ctx):

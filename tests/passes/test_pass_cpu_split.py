@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nnbuild.errors import PassError
-from nnbuild.lint import lint
+from nnbuild.nnie.lint import lint
 from nnbuild.passes import PassContext, run_pass
 from nnbuild.passes.cpu_split import run_split
 from pass_netgen import conv, feeds, layer, net, outputs_by_name

@@ -9,7 +9,7 @@ from conftest import IMAGES, MODELS
 from nnbuild.caffe import io
 from nnbuild.engine import run
 from nnbuild.errors import PassError
-from nnbuild.lint import lint
+from nnbuild.nnie.lint import lint
 from nnbuild.passes import PassContext, run_passes
 from nnbuild.passes.cpu_split import run_split
 from nnbuild.preprocess import load_tensor

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import MODELS
-from nnbuild import sizes
+from nnbuild.passes import sizes
 from nnbuild.caffe import io
 from nnbuild.passes import PassContext, run_passes
 from pass_netgen import conv, layer, net

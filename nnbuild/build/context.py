@@ -1,0 +1,100 @@
+"""StageContext: everything a stage function may touch while it runs (docs/design.md "Stages")."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from nnbuild.errors import NNBuildError
+
+
+class StageContext:
+    """What the runner hands to ``stage.run(ctx)``.
+
+    Attributes:
+        name: recipe name.
+        stage: stage name.
+        recipe: the resolved recipe dict (paths absolute).
+        out: empty staging directory; every file written below it is an output.
+        scratch: persistent per-recipe, per-stage directory for sub-results (never in the key;
+            each sub-result's own key must include ``code_digest`` of the code computing it).
+        upstream_keys: ``{stage: key}`` of the stages this one needs (and theirs).
+        failure: the error recorded by ``fail``, if any.
+    """
+
+    def __init__(self, *, name: str, stage: str, recipe: dict, out: Path, scratch: Path,
+                 upstream_dirs: dict[str, Path], fetch_group: Callable[[str], list[Path]],
+                 upstream_keys: dict[str, str], code_digest: Callable[[str], str] | None = None,
+                 log: Callable[[str], None] | None = None):
+        self.name, self.stage, self.recipe = name, stage, recipe
+        self.out, self.scratch = out, scratch
+        self.upstream_keys = upstream_keys
+        self.failure: NNBuildError | None = None
+        self._upstream_dirs = upstream_dirs
+        self._fetch_group = fetch_group
+        self._code_digest = code_digest
+        self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    def upstream(self, stage: str) -> Path:
+        """Directory with the outputs of ``stage`` (read only).
+
+        Raises:
+            NNBuildError: ``stage`` is not in this stage's ``NEEDS`` chain.
+        """
+        try:
+            return self._upstream_dirs[stage]
+        except KeyError:
+            raise NNBuildError(f"stage {self.stage}", f"asked for outputs of {stage!r}",
+                               expected="one of " + ", ".join(self._upstream_dirs), got=stage,
+                               hint="add it to the stage module's NEEDS") from None
+
+    def files(self, group: str) -> list[Path]:
+        """Verified local copies of ``external_inputs(recipe)[group]``, sorted by sha256."""
+        return self._fetch_group(group)
+
+    def code_digest(self, module: str) -> str:
+        """Fingerprint of the import closure of ``module`` (``build.fingerprint``): part of
+        the key of every sub-result a stage caches (e.g. per-image check results), so that an
+        edit of the code that computed a cached result never lets it be served again."""
+        if self._code_digest is None:  # a context made outside the runner (tests, tools)
+            from nnbuild.build.fingerprint import Fingerprints
+            from nnbuild.hashing import StatCache
+
+            self._code_digest = Fingerprints(StatCache(None)).digest
+        return self._code_digest(module)
+
+    def log(self, message: str) -> None:
+        """One log line, prefixed with the stage and recipe."""
+        self._log(f"{self.stage}:{self.name}: {message}")
+
+    def fail(self, err: NNBuildError) -> None:
+        """Record a gate failure: the outputs are still cached, then the stage fails with ``err``."""
+        self.failure = err
+
+    def progress(self, iterable: Iterable, total: int | None = None, desc: str = "") -> Iterator:
+        """Iterate with a progress bar on a terminal, or a few plain log lines otherwise."""
+        if total is None and hasattr(iterable, "__len__"):
+            total = len(iterable)
+        label = desc or self.stage
+        tty = sys.stderr.isatty()
+        start, last_log, count = time.monotonic(), 0.0, 0
+        for count, item in enumerate(iterable, 1):
+            yield item
+            now = time.monotonic()
+            if tty:
+                sys.stderr.write("\r" + _bar(label, count, total, now - start))
+                sys.stderr.flush()
+            elif now - last_log >= 5.0 or count == total:
+                last_log = now
+                self.log(f"{label}: {count}/{total or '?'} ({now - start:.1f} s)")
+        if tty and count:
+            sys.stderr.write("\n")
+
+
+def _bar(label: str, done: int, total: int | None, seconds: float, width: int = 30) -> str:
+    if not total:
+        return f"{label}: {done} ({seconds:.1f} s)"
+    filled = int(width * done / total)
+    return f"{label}: [{'#' * filled}{'.' * (width - filled)}] {done}/{total} ({seconds:.1f} s)"

@@ -1,0 +1,170 @@
+"""doit integration: a task loader (recipes -> ``<stage>:<recipe>`` tasks) and the ``build`` command.
+
+Registered in pyproject.toml::
+
+    [tool.doit]
+    loader = "nnbuild"
+    [tool.doit.plugins.loader]
+    nnbuild = "nnbuild.build.doit_plugin:RecipeLoader"
+    [tool.doit.plugins.command]
+    build = "nnbuild.build.doit_plugin:Build"
+
+Each stage is a doit group task whose sub-tasks are the recipes (``patch:retinaface-640``), wired
+with ``task_dep`` on the stages it needs and an ``uptodate`` that compares stage keys (so an
+edited recipe field re-runs exactly the stages that read it). ``doit build A B`` runs the final
+stages of A and B; ``doit build`` all recipes. doit's own state is ``cache/doit.sqlite3``.
+Nothing here imports numpy, protobuf or jsonschema on the no-op path.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from doit.cmd_base import TaskLoader2
+from doit.cmd_run import Run, opt_num_process
+from doit.exceptions import TaskError, TaskFailed
+from doit.loader import generate_tasks
+
+from nnbuild.recipe import load as recipes
+from nnbuild.build.cache import Cache
+from nnbuild.errors import CheckFailed, NNBuildError
+from nnbuild.build.registry import final_stages, stages
+from nnbuild.build.runner import Pipeline
+
+_PIPELINES: dict[str, Pipeline] = {}
+_RECIPES: dict[tuple[str, str], recipes.Recipe] = {}
+
+
+def cache_root(root: Path) -> Path:
+    """``$NNBUILD_CACHE`` or ``<root>/cache``."""
+    return Path(os.environ.get("NNBUILD_CACHE") or root / "cache").resolve()
+
+
+def pipeline(root: str | Path) -> Pipeline:
+    """The per-process pipeline of the project at ``root``."""
+    root = str(root)
+    if root not in _PIPELINES:
+        _PIPELINES[root] = Pipeline(Cache(cache_root(Path(root))), Path(root) / "dist")
+    return _PIPELINES[root]
+
+
+def get_recipe(root: str | Path, name: str) -> recipes.Recipe:
+    """Load (once per process) and validate recipe ``name`` of the project at ``root``."""
+    memo = (str(root), name)
+    if memo not in _RECIPES:
+        cache = pipeline(root).cache
+        _RECIPES[memo] = recipes.load(name, Path(root) / "recipes", cache)
+    return _RECIPES[memo]
+
+
+def stage_uptodate(task, values, root: str, name: str, stage: str) -> bool:
+    """doit ``uptodate`` hook: the stage key is unchanged and the outputs are in place."""
+    del task, values
+    pipe = pipeline(root)
+    try:
+        rec = get_recipe(root, name)
+        pipe.forget(rec)
+        return pipe.is_current(rec, stage)
+    except Exception:  # noqa: BLE001 - not swallowed: the action hits it again and reports it
+        return False  # let the action run and report the problem as the task's failure
+
+
+def stage_action(root: str, name: str, stage: str):
+    """doit action: build one stage through the cache; user errors fail with one line."""
+    pipe = pipeline(root)
+    try:
+        rec = get_recipe(root, name)
+        pipe.forget(rec)
+        how = pipe.build(rec, stage)
+    except CheckFailed as err:
+        return TaskFailed(str(err))
+    except NNBuildError as err:
+        return TaskError(str(err))
+    if how == "restored":
+        print(f"{stage}:{name}: restored from cache", file=sys.stderr)
+    return None
+
+
+def _stage_tasks(root: Path, stage: str, module, names: list[str]):
+    doc = (module.__doc__ or stage).strip().splitlines()[0]
+    yield {"name": None, "doc": doc}
+    for name in names:
+        yield {"name": name, "actions": [(stage_action, [str(root), name, stage])],
+               "task_dep": [f"{need}:{name}" for need in module.NEEDS],
+               "uptodate": [(stage_uptodate, [str(root), name, stage])],
+               "doc": f"{stage} {name}"}
+
+
+def recipe_names_from(pos_args: list[str], known: list[str]) -> list[str]:
+    """Recipe names mentioned by task names (``stage:recipe``) or plain recipe names."""
+    names = []
+    for arg in pos_args:
+        candidate = arg.split(":", 1)[1] if ":" in arg else arg
+        if candidate in known and candidate not in names:
+            names.append(candidate)
+    return names if pos_args and names else known
+
+
+def _fail(err: NNBuildError):
+    print(f"doit: error: {err}", file=sys.stderr)
+    raise SystemExit(err.exit_code)
+
+
+class RecipeLoader(TaskLoader2):
+    """Task loader: one task per (stage, recipe); only the named recipes when names are given."""
+
+    # doit parses loader options before the command name: this makes `doit -n 2 build a b`
+    # mean the same as `doit build -n 2 a b` (same option name, so the parsers merge it).
+    cmd_options = (opt_num_process,)
+
+    def setup(self, opt_values):
+        self.root = recipes.project_root()
+
+    def load_doit_config(self):
+        cache = cache_root(self.root)
+        cache.mkdir(parents=True, exist_ok=True)
+        return {"dep_file": str(cache / "doit.sqlite3"), "backend": "sqlite3"}
+
+    def load_tasks(self, cmd, pos_args):
+        try:
+            known = recipes.names_in(self.root / "recipes")
+            names = recipe_names_from(list(pos_args or []), known)
+            for name in names:
+                get_recipe(self.root, name)
+            modules = stages()
+        except NNBuildError as err:
+            _fail(err)
+        tasks = []
+        for stage, module in modules.items():
+            tasks.extend(generate_tasks(stage, _stage_tasks(self.root, stage, module, names)))
+        pipeline(self.root).cache.stats.save()
+        return tasks
+
+
+class Build(Run):
+    """``doit build [RECIPE ...]``: build every stage of the named recipes (default: all)."""
+
+    name = "build"
+    doc_purpose = "build recipes (every stage); no name = every recipe"
+    doc_usage = "[RECIPE ...]"
+    doc_description = ("Runs fetch -> patch -> calibrate -> map -> check -> package for each "
+                       "recipe through the content-addressed cache. Stage outputs are in "
+                       "cache/v1/out/<recipe>/<stage>/, packages in dist/.")
+
+    def execute(self, params, args):
+        root = recipes.project_root()
+        try:
+            known = recipes.names_in(root / "recipes")
+            for name in args:
+                if name not in known:
+                    recipes.check_name(name)
+                    raise NNBuildError(name, "unknown recipe", expected="one of " + ", ".join(
+                        known), got=repr(name), hint=f"add recipes/{name}.yaml or fix the name")
+            final = final_stages()
+        except NNBuildError as err:
+            print(f"doit build: error: {err}", file=sys.stderr)
+            return err.exit_code
+        targets = [f"{stage}:{name}" for name in (args or known) for stage in final]
+        return super().execute(params, targets)

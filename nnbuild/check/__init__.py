@@ -1,0 +1,2 @@
+"""The check: float vs quantized comparison, per-image work, task decoders and metrics
+(``check.tasks``), report.json and report.html, and the suggest-hp search."""
