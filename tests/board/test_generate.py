@@ -74,3 +74,15 @@ def test_ssd_without_a_cpu_part_is_refused():
     with pytest.raises(ModelError, match=r"board: ssd cpu.prototxt: generated SSD decoder: no "
                                          r"CPU part. Expected a cpu_split patch"):
         generate(_spec("ssd", [("mbox_loc", (1, 16)), ("mbox_conf", (1, 8))]))
+
+
+def test_the_c_templates_and_frames_are_in_the_stage_fingerprints():
+    from nnbuild.build import fingerprint as fp
+    from nnbuild.hashing import StatCache
+
+    prints = fp.Fingerprints(StatCache(None), None)
+    package = prints.of("nnbuild.stages.package")["files"]
+    assert {"board/templates/retinaface_c.py", "board/templates/ssd_h.py", "board/spec.py",
+            "board/frames.py"} <= set(package)
+    for stage in ("calibrate", "map", "check"):
+        assert "board/frames.py" in prints.of(f"nnbuild.stages.{stage}")["files"], stage
