@@ -98,22 +98,20 @@ int main(int argc, char **argv)
 
 def outputs_of(image: pathlib.Path, out: pathlib.Path):
     """Quantized outputs of ``image`` from the cached build (prototxt name -> array), and spec."""
-    from nnbuild import preprocess
     from nnbuild.board.spec import board_spec
     from nnbuild.caffe import io
     from nnbuild.nnie.calibrate import Ranges
     from nnbuild.nnie.simulate import simulate
+    from nnbuild.preprocess import NetworkInput
     from nnbuild.recipe.load import load_merged
-    from nnbuild.stages.calibrate import _input_spec
+    from nnbuild.recipe.spec import RecipeSpec
 
-    recipe = load_merged(ROOT / "recipes" / f"{RECIPE}.yaml")
+    recipe = RecipeSpec.from_data(load_merged(ROOT / "recipes" / f"{RECIPE}.yaml"), RECIPE)
     graph = io.load(out / "patch" / "model.prototxt", out / "patch" / "model.caffemodel").graph
-    blob, shape, norm, sizing = _input_spec(recipe["input"], graph)
-    feeds = {blob: preprocess.to_tensor(preprocess.load_uint8(image, shape, **sizing), **norm)}
-    raw = simulate(graph, Ranges.load(out / "calibrate" / "ranges.json"),
-                   recipe["quant"]["mode"], feeds)
-    return {graph.caffe_name(k): v for k, v in raw.items()}, board_spec(RECIPE, recipe,
-                                                                       out / "patch")
+    feeds = NetworkInput.of(recipe.input, graph).feed(image)
+    raw = simulate(graph, Ranges.load(out / "calibrate" / "ranges.json"), recipe.quant.mode, feeds)
+    return ({graph.caffe_name(k): v for k, v in raw.items()},
+            board_spec(RECIPE, recipe, out / "patch"))
 
 
 def main() -> int:

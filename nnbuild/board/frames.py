@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import pathlib
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from nnbuild.errors import RecipeError
 
@@ -46,27 +46,28 @@ FORWARD = ((65.481, 128.553, 24.966), (-37.797, -74.203, 112.0), (112.0, -93.786
 LUMA = (0.299, 0.587, 0.114)
 
 
-def frame_format(spec: Mapping[str, Any]) -> str:
-    """The recipe's ``input.format`` (default ``bgr``), checked against the input shape.
+def frame_format(spec, where: str = "") -> str:
+    """``input.format`` of an ``InputSpec`` (default ``bgr``), checked against its shape.
 
     Raises:
         RecipeError: an unknown format, a channel count that does not fit it, or odd sizes for
             4:2:0 frames.
     """
-    fmt = spec.get("format", "bgr")
+    key = f"{where}: input.format" if where else "input.format"
+    fmt = getattr(spec, "format", "bgr")
     if fmt not in IMAGE_TYPES:
-        raise RecipeError("input.format", "unknown camera frame format",
+        raise RecipeError(key, "unknown camera frame format",
                           expected=" | ".join(IMAGE_TYPES), got=fmt)
-    shape = spec.get("shape")
+    shape = spec.shape
     if shape:
         channels, h, w = (int(d) for d in shape[1:])
         want = 1 if fmt == "gray" else 3
         if channels != want:
-            raise RecipeError("input.format", f"{fmt} frames need a {want}-channel input",
+            raise RecipeError(key, f"{fmt} frames need a {want}-channel input",
                               expected=f"input.shape [1, {want}, H, W]", got=list(shape),
                               hint="gray is for 1-channel networks, the others for 3")
         if IMAGE_TYPES[fmt] == 3 and (h % 2 or w % 2):
-            raise RecipeError("input.format", "4:2:0 frames need an even width and height",
+            raise RecipeError(key, "4:2:0 frames need an even width and height",
                               expected="even H and W", got=f"{h} x {w}")
     return fmt
 
@@ -78,17 +79,17 @@ BOARD_FORMATS = {"bgr": "planar uint8 B,G,R (image_type 1)",
                  "yvu420sp": "NV21: Y plane, interleaved V,U at half size (image_type 3)"}
 
 
-def board_format(spec: Mapping[str, Any]) -> str:
+def board_format(spec) -> str:
     """What board code must feed NNIE, in words (the package manifest's ``board_format``)."""
     return BOARD_FORMATS[frame_format(spec)]
 
 
-def image_type(spec: Mapping[str, Any]) -> int:
-    """The mapper's ``image_type`` for the recipe's ``input`` (1 U8 picture, 3 YUV420SP)."""
+def image_type(spec) -> int:
+    """The mapper's ``image_type`` for an ``InputSpec`` (1 U8 picture, 3 YUV420SP)."""
     return IMAGE_TYPES[frame_format(spec)]
 
 
-def mapper_rgb_order(spec: Mapping[str, Any], network_order) -> str:
+def mapper_rgb_order(spec, network_order) -> str:
     """``RGB_order`` for the cfg: ``network_order(spec)`` (the order the network was trained on),
     inverted for ``rgb`` frames (see above); ``BGR``, the mapper's default, for gray frames."""
     fmt = frame_format(spec)
@@ -98,10 +99,10 @@ def mapper_rgb_order(spec: Mapping[str, Any], network_order) -> str:
     return {"RGB": "BGR", "BGR": "RGB"}[order] if fmt == "rgb" else order
 
 
-def mapper_norm(spec: Mapping[str, Any], norm_type: int) -> tuple[int, str | None]:
+def mapper_norm(spec, norm_type: int) -> tuple[int, str | None]:
     """(norm_type, mean file name) with a per-pixel ``mean_file``: 1, or 4 when scaled (§2);
     ``(norm_type, None)`` unchanged without one."""
-    if not spec.get("mean_file"):
+    if not spec.mean_file:
         return norm_type, None
     return (4 if norm_type in (3, 5) else 1), MEAN_FILE_NAME
 
@@ -217,16 +218,15 @@ def write_mean_file(mean, path: str | os.PathLike) -> pathlib.Path:
     return path
 
 
-def network_input(rgb, *, color: str = "RGB", mean=(0.0, 0.0, 0.0), scale: float = 1.0,
-                  format: str = "bgr", mean_file: str | None = None):
+def network_input(rgb, to_tensor, *, color: str = "RGB", mean=(0.0, 0.0, 0.0),
+                  scale: float = 1.0, format: str = "bgr", mean_file: str | None = None):
     """The (1, C, H, W) float32 network input for a picture fed as ``format`` frames.
 
-    ``preprocess.to_tensor`` on the board's view of the picture; 1-channel for gray frames; with
-    ``mean_file`` the per-pixel mean is subtracted instead of ``mean`` (then ``scale``).
+    ``to_tensor`` (``preprocess.to_tensor``, passed in: preprocess calls this module) on the
+    board's view of the picture; 1-channel for gray frames; with ``mean_file`` the per-pixel mean
+    is subtracted instead of ``mean`` (then ``scale``).
     """
     import numpy as np
-
-    from nnbuild.preprocess import to_tensor
 
     seen = board_view(np.asarray(rgb, dtype=np.uint8), format)
     if format != "gray" and mean_file is None:
@@ -242,9 +242,10 @@ def network_input(rgb, *, color: str = "RGB", mean=(0.0, 0.0, 0.0), scale: float
     return np.ascontiguousarray(tensor * np.float32(scale), dtype=np.float32)
 
 
-def mean_file_refs(recipe: Mapping[str, Any]) -> dict[str, list]:
-    """``{"mean_file": [ref]}`` for stages whose key must cover the mean image ({} without)."""
-    ref = (recipe.get("input") or {}).get("mean_file")
+def mean_file_refs(spec) -> dict[str, list]:
+    """``{"mean_file": [ref]}`` (a ``RecipeSpec``'s mean image) for the stages whose key must
+    cover it; {} without one."""
+    ref = spec.input.mean_file
     if not ref:
         return {}
     return {"mean_file": [{"path": ref} if isinstance(ref, str) else ref]}

@@ -1,4 +1,4 @@
-"""What generated board code is baked from: the resolved recipe plus the patch stage's model.
+"""What generated board code is baked from: the typed recipe plus the patch stage's model.
 
 ``board_spec(name, recipe, patch_dir)`` collects the network input (size, resize mode), the
 outputs in the order the ``.wk`` stores them (prototxt order, nnie-facts.md §5) with the names it
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from typing import Any
-
 from nnbuild.board.layout import blob_bytes, nchw, stride_bytes
 
 
@@ -50,10 +48,10 @@ class BoardSpec:
         return [o.name for o in self.outputs].index(name)
 
 
-def board_spec(name: str, recipe: dict[str, Any], patch_dir: pathlib.Path) -> BoardSpec:
-    """The spec of recipe ``name`` whose patch stage wrote ``patch_dir``."""
-    from nnbuild.caffe.io import load
+def board_spec(name: str, recipe, patch_dir: pathlib.Path) -> BoardSpec:
+    """The spec of recipe ``name`` (a ``RecipeSpec``) whose patch stage wrote ``patch_dir``."""
     from nnbuild.archive import nnie_output_names
+    from nnbuild.caffe.io import load
     from nnbuild.shapes import infer_shapes
 
     graph = load(patch_dir / "model.prototxt").graph
@@ -61,12 +59,9 @@ def board_spec(name: str, recipe: dict[str, Any], patch_dir: pathlib.Path) -> Bo
     named = nnie_output_names(graph.caffe_name(b) for b in graph.outputs)
     outputs = tuple(Output(n["name"], n["nnie_name"], tuple(shapes[b]))
                     for n, b in zip(named, graph.outputs))
-    spec = recipe.get("input") or {}
-    h, w = (spec.get("shape") or next(iter(graph.inputs.values())))[2:]
-    check = recipe.get("check") or {}
+    h, w = (recipe.input.shape or next(iter(graph.inputs.values())))[2:]
     cpu = patch_dir / "cpu.prototxt"
-    return BoardSpec(recipe=name, task=check.get("task", "raw"), input_hw=(int(h), int(w)),
-                     resize=spec.get("resize", "stretch"),
-                     align=int((recipe.get("mapper") or {}).get("internal_stride") or 16),
-                     outputs=outputs, task_args=dict(check.get("task_args") or {}),
+    return BoardSpec(recipe=name, task=recipe.check.task, input_hw=(int(h), int(w)),
+                     resize=recipe.input.resize, align=int(recipe.mapper.internal_stride),
+                     outputs=outputs, task_args=dict(recipe.check.task_args),
                      cpu_prototxt=cpu if cpu.is_file() else None)

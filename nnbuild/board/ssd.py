@@ -9,11 +9,36 @@ than decoded wrongly on the board.
 
 from __future__ import annotations
 
+import math
+
 from nnbuild.board.common import geometry, input_values, output_values, sort_code, task_files
 from nnbuild.board.render import c_double
 from nnbuild.board.spec import BoardSpec
-from nnbuild.engine.ssd import CENTER_SIZE, _aspect_ratios, _prior_sizes
 from nnbuild.errors import ModelError
+
+
+CENTER_SIZE = 2  # PriorBoxParameter.CodeType (caffe.proto)
+
+
+def _aspect_ratios(ratios, flip: bool) -> list[float]:
+    """SSD PriorBox's list: 1 first, then each new ratio (and its inverse when ``flip``)."""
+    out = [1.0]
+    for ar in ratios:
+        if all(abs(ar - seen) >= 1e-6 for seen in out):
+            out += [float(ar)] + ([1.0 / ar] if flip else [])
+    return out
+
+
+def _prior_sizes(min_sizes, max_sizes, ratios) -> list[tuple[float, float]]:
+    """Box (width, height) of each prior at one location, in PriorBox's order: per min_size
+    the min box, sqrt(min * max), then the aspect ratios (w = min * sqrt(ar), h = min / sqrt)."""
+    sizes = []
+    for k, mn in enumerate(min_sizes):
+        sizes.append((mn, mn))
+        if max_sizes:
+            sizes.append((math.sqrt(mn * max_sizes[k]),) * 2)
+        sizes += [(mn * math.sqrt(ar), mn / math.sqrt(ar)) for ar in ratios if abs(ar - 1) >= 1e-6]
+    return sizes
 
 
 def _unsupported(what: str, expected, got) -> ModelError:

@@ -16,7 +16,8 @@ class StageContext:
     Attributes:
         name: recipe name.
         stage: stage name.
-        recipe: the resolved recipe dict (paths absolute).
+        spec: the typed recipe (``nnbuild.recipe.spec.RecipeSpec``): what stages read.
+        recipe: the resolved recipe dict (paths absolute), only for packaging it as written.
         out: empty staging directory; every file written below it is an output.
         scratch: persistent per-recipe, per-stage directory for sub-results (never in the key;
             each sub-result's own key must include ``code_digest`` of the code computing it).
@@ -26,9 +27,14 @@ class StageContext:
 
     def __init__(self, *, name: str, stage: str, recipe: dict, out: Path, scratch: Path,
                  upstream_dirs: dict[str, Path], fetch_group: Callable[[str], list[Path]],
-                 upstream_keys: dict[str, str], code_digest: Callable[[str], str] | None = None,
+                 upstream_keys: dict[str, str], spec=None,
+                 code_digest: Callable[[str], str] | None = None,
                  log: Callable[[str], None] | None = None):
-        self.name, self.stage, self.recipe = name, stage, recipe
+        if spec is None:  # a context made outside the runner (tests, tools): type the dict
+            from nnbuild.recipe.spec import RecipeSpec
+
+            spec = RecipeSpec.from_data(recipe, name)
+        self.name, self.stage, self.spec, self.recipe = name, stage, spec, recipe
         self.out, self.scratch = out, scratch
         self.upstream_keys = upstream_keys
         self.failure: NNBuildError | None = None

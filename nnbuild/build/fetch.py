@@ -242,14 +242,18 @@ def image_refs(spec: list | dict, count: int | None = None, where: str = "images
     Raises:
         RecipeError: unreadable manifest, malformed line, or fewer images than ``count``.
     """
+    skip = int(spec.get("skip", 0)) if isinstance(spec, dict) else 0
     if isinstance(spec, dict):
-        refs = read_manifest(Path(spec["manifest"]), where)[int(spec.get("skip", 0)):]
+        refs = read_manifest(Path(spec["manifest"]), where)[skip:]
     else:
         refs = list(spec)
     if count is not None:
         if len(refs) < count:
+            after = f" after skip: {skip}" if skip else ""
             raise RecipeError(where, "not enough images", expected=f"at least {count}",
-                              got=len(refs), hint="lower count or add images")
+                              got=f"{len(refs)}{after}",
+                              hint=("lower skip or count, or add images" if skip else
+                                    "lower count or add images"))
         refs = refs[:count]
     return refs
 

@@ -76,7 +76,7 @@ class Pipeline:
         memo = (recipe.name, stage)
         if memo not in self._inputs:
             hook = getattr(self.module(stage), "external_inputs", None)
-            self._inputs[memo] = hook(recipe.data) if hook else {}
+            self._inputs[memo] = hook(recipe.spec) if hook else {}
         return self._inputs[memo]
 
     def key_doc(self, recipe: Recipe, stage: str, loose: bool = False):
@@ -107,9 +107,9 @@ class Pipeline:
             inputs[group] = sorted(digests)
         tools = getattr(module, "tool_versions", None)
         doc = {"cache": CACHE_VERSION, "stage": stage, "code": self.prints.of(module.__name__),
-               "recipe": {path: keyable(get_dotted(recipe.data, path)) for path in module.READS},
+               "recipe": {path: keyable(get_dotted(recipe.values, path)) for path in module.READS},
                "inputs": inputs, "upstream": upstream,
-               "tools": tools(recipe.data) if tools else {}}
+               "tools": tools(recipe.spec) if tools else {}}
         if getattr(module, "USES_NAME", False):
             # The recipe name ends up in this stage's outputs (cfg instruction_name, report,
             # archive): two recipes that differ only in name must not share its entry.
@@ -225,7 +225,8 @@ class Pipeline:
         scratch = self.cache.base / "scratch" / recipe.name / stage
         scratch.mkdir(parents=True, exist_ok=True)
         ctx = StageContext(
-            name=recipe.name, stage=stage, recipe=recipe.data, out=out, scratch=scratch,
+            name=recipe.name, stage=stage, spec=recipe.spec, recipe=recipe.data, out=out,
+            scratch=scratch,
             upstream_dirs={n: self.cache.out_dir(recipe.name, n) for n in self._ancestors(stage)},
             fetch_group=lambda group: self._fetch_group(recipe, stage, group),
             code_digest=self.prints.digest,
@@ -274,7 +275,7 @@ class Pipeline:
         """Swap ``staging`` into ``out/<recipe>/<stage>`` and write the marker last.
 
         Under the cache lock of that directory: two builds of one recipe in separate processes
-        (``tests/test_reliability.py``) would otherwise both move the old outputs away and the
+        (``tests/build/test_reliability.py``) would otherwise both move the old outputs away and the
         second ``os.replace`` of a directory would meet the first one's ("Directory not empty").
         """
         with self.cache.locked(f"{recipe.name}.{stage}"):

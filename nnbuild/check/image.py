@@ -26,7 +26,7 @@ class Job:
         cpu: (prototxt, caffemodel) of the CPU part, or None.
         ranges: path of ranges.json.
         mode: recipe quant.mode.
-        input: (blob, NCHW shape, to_tensor kwargs, load_uint8 kwargs).
+        input: the resolved network input (``preprocess.NetworkInput``).
         task: check.task; task_args: check.task_args plus ``input_hw``/``image_name``/``gt_boxes``.
         image: path of the picture.
         isolated: also run every layer on its own (per-layer isolated metrics).
@@ -115,16 +115,12 @@ def check_image(job: Job) -> dict:
         "outputs": {name: metrics}, "task": per-image task result,
         "histograms": {ssa_blob: counts}}``.
     """
-    from nnbuild import preprocess
-    from nnbuild.board.frames import network_input
     from nnbuild.engine import run
     from nnbuild.nnie.simulate import simulate
     from nnbuild.check.tasks import registry
 
     graph, cpu_graph, rng, plan = load_models(job.model, job.cpu, job.ranges, job.mode)
-    name, shape, norm, sizing = job.input
-    rgb = preprocess.load_uint8(job.image, shape, **sizing)
-    feeds = {name: network_input(rgb, **norm)}  # the picture as the board's frames carry it
+    feeds = job.input.feed(job.image)
     float_blobs = run(graph, feeds, "all")
     quant_blobs = simulate(graph, rng, job.mode, feeds, "all", plan=plan)
     accumulated = {b: compare(float_blobs[b], quant_blobs[b], where=f"blob {b!r}")

@@ -9,10 +9,8 @@ import numpy as np
 
 from nnbuild.check import metrics as check
 from nnbuild.check.image import HIST_BINS, load_models
+from nnbuild.recipe.spec import GENERIC_GATES
 
-# Gate defaults that apply to every task (docs/report-json.md "Gate").
-DEFAULT_MIN_OUTPUT_COSINE = 0.9
-DEFAULT_MIN_LAYER_COSINE = 0.8
 SENSITIVITY_IMAGES = 2
 HISTOGRAM_LAYERS = 5
 
@@ -52,20 +50,18 @@ def histograms(graph, plan, layers: list[dict], results: Sequence[dict]) -> list
     return out
 
 
-def gate_rules(check_spec: dict, outputs: list[dict], task_cls, task_metrics: dict,
+def gate_rules(check_spec, outputs: list[dict], task_cls, task_metrics: dict,
                first_layer: tuple[str, float] | None) -> tuple[list, dict]:
-    """(rules, thresholds in force) from the recipe's ``check`` section and the task's GATES."""
-    thresholds = {"min_output_cosine": check_spec.get("min_output_cosine",
-                                                      DEFAULT_MIN_OUTPUT_COSINE),
-                  "min_layer_cosine": check_spec.get("min_layer_cosine",
-                                                     DEFAULT_MIN_LAYER_COSINE)}
+    """(rules, thresholds in force) from the recipe's ``check`` (``CheckSpec``) and the task's
+    GATES."""
+    thresholds = {key: check_spec.threshold(key) for key in GENERIC_GATES}
     rules = [check.Threshold("min_output_cosine", o["blob"], o["metrics"]["cosine"],
                              thresholds["min_output_cosine"], "min") for o in outputs]
     if first_layer is not None:
         rules.append(check.Threshold("min_layer_cosine", f"layer {first_layer[0]}",
                                      first_layer[1], thresholds["min_layer_cosine"], "min"))
     for key, metric, kind, default in task_cls.GATES:
-        value = check_spec.get(key, default)
+        value = check_spec.threshold(key, default)
         if value is None or metric not in task_metrics:
             continue
         thresholds[key] = value
@@ -75,13 +71,11 @@ def gate_rules(check_spec: dict, outputs: list[dict], task_cls, task_metrics: di
 
 def sensitivity(graph, ranges, jobs: Sequence) -> list[dict]:
     """Single-layer 16-bit trials on the first images (``check.rank_sensitivity`` order)."""
-    from nnbuild import preprocess
     from nnbuild.check.suggest import SimScorer
 
     feeds = []
     for job in jobs[:SENSITIVITY_IMAGES]:
-        name, shape, norm, sizing = job.input
-        feeds.append({name: preprocess.load_tensor(job.image, shape, **norm, **sizing)})
+        feeds.append(job.input.feed(job.image))
     scorer = SimScorer(graph, ranges, feeds)
     base = scorer.score(frozenset())
     single = {n: scorer.score(frozenset([n])) for n in scorer.candidates}
@@ -94,7 +88,7 @@ def build(ctx, jobs: Sequence, results: Sequence[dict], hashes: dict[str, str]) 
 
     job = jobs[0]
     graph, _, ranges, plan = load_models(job.model, job.cpu, job.ranges, job.mode)
-    spec = ctx.recipe.get("check") or {}
+    spec = ctx.spec.check
     layers = layer_results(graph, plan, ranges, results)
     outputs = [{"blob": name, "ssa_blob": name,
                 "metrics": check.aggregate([r["outputs"][name] for r in results])}
@@ -106,26 +100,25 @@ def build(ctx, jobs: Sequence, results: Sequence[dict], hashes: dict[str, str]) 
     # Two thresholds on the accumulated layer cosine: min_layer_cosine gates the build;
     # divergence_cosine (default: the same value) only names the first divergent layer in the
     # report, so a passing build can still show where quantization error starts to build up.
-    min_layer = spec.get("min_layer_cosine", DEFAULT_MIN_LAYER_COSINE)
-    first = check.first_divergent(layers, spec.get("divergence_cosine", min_layer))
+    min_layer = spec.threshold("min_layer_cosine")
+    first = check.first_divergent(layers, spec.divergence)
     gated = check.first_divergent(layers, min_layer)
     gated_cos = next((e["accumulated"]["cosine"] for e in layers if e["layer"] == gated), None)
     rules, thresholds = gate_rules(spec, outputs, task_cls, task["metrics"],
                                    None if gated is None else (gated, gated_cos))
-    thresholds["divergence_cosine"] = spec.get("divergence_cosine", min_layer)
+    thresholds["divergence_cosine"] = spec.divergence
     failures = check.gate(rules)
     ranking = []
     if job.mode != "int16" and failures:  # the explanation names the top three
         ranking = sensitivity(graph, ranges, jobs)
     suggested = [r["layer"] for r in ranking[:3]]
-    quant = ctx.recipe.get("quant") or {}
     return {
         "schema_version": 1, "recipe": ctx.name,
         "verdict": "fail" if failures else "pass", "failures": failures,
         "explanation": check.explain(failures, first, suggested),
         "thresholds": thresholds,
-        "quant": {"mode": job.mode, "high_precision": list(quant.get("high_precision") or [])},
-        "target": dict(ctx.recipe.get("target") or {}),
+        "quant": {"mode": job.mode, "high_precision": list(ctx.spec.quant.high_precision)},
+        "target": {"chip": ctx.spec.target.chip},
         "images": [{"name": j.task_args["image_name"], "sha256": hashes[j.image]} for j in jobs],
         "outputs": outputs, "layers": layers, "first_divergent_layer": first,
         "sensitivity": ranking, "suggested_hp": suggested, "task": task,
@@ -155,17 +148,12 @@ def latency(ctx) -> dict | None:
 
 
 def write_html(ctx, report: dict, jobs: Sequence) -> None:
-    """report.html via nnbuild.check.report_html when that module is installed (skipped otherwise)."""
-    try:
-        from nnbuild.check import report_html as html_report
-    except ImportError:
-        ctx.log("check: nnbuild.check.report_html not available, report.html skipped")
-        return
-    from nnbuild import preprocess
+    """report.html (``nnbuild.check.report_html``) with a thumbnail of each check picture."""
+    from nnbuild.check import report_html as html_report
 
     def loader(i: int):
-        name, shape, _, sizing = jobs[i].input
-        rgb = preprocess.load_uint8(jobs[i].image, shape, **sizing)
-        return html_report.jpeg_thumbnail(rgb), (int(shape[3]), int(shape[2]))
+        net = jobs[i].input
+        return html_report.jpeg_thumbnail(net.uint8(jobs[i].image)), (int(net.shape[3]),
+                                                                        int(net.shape[2]))
 
     html_report.write(report, ctx.out / "report.html", loader)

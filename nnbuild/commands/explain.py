@@ -17,7 +17,7 @@ def register(subparsers: Any) -> None:
     """Add the ``explain`` sub-command."""
     parser = subparsers.add_parser("explain", help="which stages of a recipe would run, and why",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("recipe", help="recipe name (file stem in recipes/)")
+    parser.add_argument("recipe", help="recipe name (file stem in recipes/) or recipe file path")
     parser.set_defaults(func=run)
 
 

@@ -50,8 +50,10 @@ def parse_shape(text: str | None, channels: int = 3) -> list[int] | None:
     return dims
 
 
-def recipe_from_args(args: argparse.Namespace, channels: int) -> dict:
-    """The recipe fragment the patch stage reads, built from command-line options."""
+def recipe_from_args(args: argparse.Namespace, channels: int):
+    """The recipe (``RecipeSpec``) the patch library reads, built from command-line options."""
+    from nnbuild.recipe.spec import RecipeSpec
+
     specs: list = [s.strip() for s in args.passes.split(",") if s.strip()]
     if args.outputs:
         outs = [o.strip() for o in args.outputs.split(",") if o.strip()]
@@ -61,13 +63,13 @@ def recipe_from_args(args: argparse.Namespace, channels: int) -> dict:
     shape = parse_shape(args.input_shape, channels)
     if shape:
         inp["shape"] = shape
-    return {"input": inp, "patches": specs, "target": {"chip": args.chip},
-            "patch_check": {"tolerance": args.tolerance}}
+    return RecipeSpec.from_data({"input": inp, "patches": specs, "target": {"chip": args.chip},
+                                 "patch_check": {"tolerance": args.tolerance}}, "nnbuild patch")
 
 
 def main(args: argparse.Namespace) -> int:
     from nnbuild.caffe import io
-    from nnbuild.stages.patch import patch_model, write_outputs
+    from nnbuild.passes.patching import patch_model, write_outputs
 
     graph = io.load(args.prototxt, args.caffemodel).graph
     first = next(iter(graph.inputs.values()))

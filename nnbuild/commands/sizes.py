@@ -48,22 +48,22 @@ def _recipe_graph(name: str):
     from nnbuild.recipe.load import load, project_root
 
     recipe = load(name)
-    path = fetch(recipe.data["source"]["prototxt"], Cache(project_root() / "cache"),
+    path = fetch(recipe.spec.source["prototxt"], Cache(project_root() / "cache"),
                  "source.prototxt")
-    return io.load(path).graph, list(recipe.data.get("patches") or []), recipe.data
+    return io.load(path).graph, list(recipe.spec.patches), recipe.spec
 
 
 def load_problem(args: argparse.Namespace):
     """(graph after set_input_shape, specs) for a recipe or ``--model``."""
     from nnbuild.caffe import io
     from nnbuild.passes import PassContext, run_passes
-    from nnbuild.stages.patch import pass_context
+    from nnbuild.passes.patching import pass_context
 
     if args.model:
         graph, specs, ctx = io.load(args.model).graph, args.passes.split(","), PassContext()
     elif args.recipe:
-        graph, specs, data = _recipe_graph(args.recipe)
-        ctx = pass_context(data)
+        graph, specs, spec = _recipe_graph(args.recipe)
+        ctx = pass_context(spec)
     else:
         raise RecipeError("nnbuild sizes", "nothing to solve", expected="RECIPE or --model",
                           got="neither", hint="e.g. nnbuild sizes retinaface-640")

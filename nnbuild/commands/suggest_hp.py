@@ -45,17 +45,16 @@ def stage_dir(name: str, stage: str) -> pathlib.Path:
 
 def check_feeds(recipe, graph, count: int) -> list[dict]:
     """Preprocessed feeds of the first ``count`` check images."""
-    from nnbuild import preprocess
     from nnbuild.build.cache import Cache
-    from nnbuild.build.fetch import fetch
+    from nnbuild.build.fetch import fetch, image_refs
+    from nnbuild.preprocess import NetworkInput
     from nnbuild.recipe.load import project_root
-    from nnbuild.stages import calibrate, check
 
-    refs = check.external_inputs(recipe.data)[check.GROUP][:max(1, count)]
+    check = recipe.spec.check
+    refs = image_refs(check.images, check.count, "check.images")[:max(1, count)]
     cache = Cache(os.environ.get("NNBUILD_CACHE") or project_root() / "cache")
-    name, shape, norm, sizing = calibrate._input_spec(recipe.data.get("input") or {}, graph)
-    return [{name: preprocess.load_tensor(fetch(ref, cache, "check.images"), shape,
-                                          **norm, **sizing)} for ref in refs]
+    net = NetworkInput.of(recipe.spec.input, graph)
+    return [net.feed(fetch(ref, cache, "check.images")) for ref in refs]
 
 
 def main(args: argparse.Namespace) -> int:

@@ -41,15 +41,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 from nnbuild.nnie.chips import get_chip
+from nnbuild.nnie.quantpoints import compile_mode
 from nnbuild.errors import RecipeError
 
 CFG_NAME = "nnie_mapper.cfg"
 MEAN_NAME = "mean.txt"
 # Recipe quant.mode -> compile_mode (§2).
-COMPILE_MODES = {"int8": 0, "int16": 1, "mixed": 2}
 COLORS = ("RGB", "BGR")
 # §2: data_scale must lie in (1/4096, FLT_MAX).
 MIN_DATA_SCALE = 1.0 / 4096
@@ -70,23 +70,22 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
-def norm_from_input(spec: Mapping[str, Any]) -> Norm:
-    """norm_type, data_scale and mean from the recipe's ``input`` section.
+def norm_from_input(spec) -> Norm:
+    """norm_type, data_scale and mean from the recipe's ``input`` (``InputSpec``).
 
     Raises:
         RecipeError: a mean with other than 1 or 3 values, or a scale outside (1/4096, inf).
     """
-    mean = spec.get("mean", (0.0, 0.0, 0.0))
-    mean = [mean] if isinstance(mean, (int, float)) else list(mean)
+    mean = list(spec.mean)
     if len(mean) == 1:
         mean = mean * 3
     if len(mean) != 3 or not all(math.isfinite(float(m)) for m in mean):
         raise RecipeError("input.mean", "mean must have one value or one per channel",
-                          expected="1 or 3 finite numbers", got=spec.get("mean"))
-    scale = float(spec.get("scale", 1.0))
+                          expected="1 or 3 finite numbers", got=list(spec.mean))
+    scale = float(spec.scale)
     if not MIN_DATA_SCALE < scale < math.inf:
         raise RecipeError("input.scale", "scale is outside the mapper's data_scale range",
-                          expected="a number in (1/4096, inf)", got=spec.get("scale"),
+                          expected="a number in (1/4096, inf)", got=spec.scale,
                           hint="nnie-facts.md §2 data_scale")
     has_mean, has_scale = any(float(m) != 0.0 for m in mean), scale != 1.0
     norm_type = {(False, False): 0, (True, False): 2, (False, True): 3, (True, True): 5}[
@@ -94,12 +93,12 @@ def norm_from_input(spec: Mapping[str, Any]) -> Norm:
     return Norm(norm_type, scale, tuple(float(m) for m in mean) if has_mean else None)
 
 
-def rgb_order(spec: Mapping[str, Any]) -> str:
+def rgb_order(spec) -> str:
     """``RGB_order`` = the channel order the network was trained on (recipe ``input.color``).
 
     There is deliberately no default: guessing is exactly the RGB/BGR trap (§3).
     """
-    color = spec.get("color")
+    color = spec.color
     if color not in COLORS:
         raise RecipeError("input.color", "the network's channel order must be stated",
                           expected=" or ".join(COLORS), got=color,
@@ -107,28 +106,16 @@ def rgb_order(spec: Mapping[str, Any]) -> str:
     return color
 
 
-def compile_mode(quant: Mapping[str, Any]) -> int:
-    """compile_mode for the recipe's ``quant.mode`` (int8 0, int16 1, mixed 2; §2)."""
-    mode = quant.get("mode", "int8")
-    if mode not in COMPILE_MODES:
-        raise RecipeError("quant.mode", "unknown quantization mode",
-                          expected=", ".join(COMPILE_MODES), got=mode)
-    return COMPILE_MODES[mode]
-
-
-def _mapper_option(recipe: Mapping[str, Any], key: str, default: int,
-                   allowed: Sequence[int]) -> int:
-    value = (recipe.get("mapper") or {}).get(key)
-    value = default if value is None else value
+def _mapper_option(spec, key: str, allowed: Sequence[int]) -> int:
+    value = getattr(spec.mapper, key)
     if value not in allowed:
         raise RecipeError(f"mapper.{key}", "value not accepted by nnie_mapper",
                           expected=" | ".join(map(str, allowed)), got=value)
     return int(value)
 
 
-def _batch_num(recipe: Mapping[str, Any], image_count: int | None) -> int:
-    count = image_count if image_count is not None else (recipe.get("calibration") or {}).get(
-        "count")
+def _batch_num(spec, image_count: int | None) -> int:
+    count = image_count if image_count is not None else spec.calibration.count
     if count is None:
         raise RecipeError("calibration.count", "the number of calibration pictures is needed",
                           expected="a positive integer", got=None)
@@ -142,14 +129,14 @@ def _relative(name: str, path: str) -> str:
     return path
 
 
-def make_cfg(recipe: Mapping[str, Any], *, instruction_name: str,
+def make_cfg(spec, *, instruction_name: str,
              prototxt: str = "model.prototxt", caffemodel: str = "model.caffemodel",
              image_list: str = "image_list.txt", mean_file: str = MEAN_NAME,
              image_count: int | None = None, is_simulation: bool = False) -> dict[str, str]:
     """The mapper cfg (and mean file) for a resolved recipe.
 
     Args:
-        recipe: the resolved recipe dict (``input``, ``quant``, ``target``, ``mapper``,
+        spec: the recipe (``RecipeSpec``: ``input``, ``quant``, ``target``, ``mapper``,
             ``calibration``).
         instruction_name: ``<name>`` of the ``<name>.wk`` the mapper writes (package-relative).
         prototxt, caffemodel, image_list, mean_file: package-relative paths the cfg names.
@@ -161,29 +148,28 @@ def make_cfg(recipe: Mapping[str, Any], *, instruction_name: str,
     """
     from nnbuild.board import frames
 
-    get_chip((recipe.get("target") or {}).get("chip", "hi3516dv300"))
-    spec = recipe.get("input") or {}
-    norm = norm_from_input(spec)
+    get_chip(spec.target.chip)
+    norm = norm_from_input(spec.input)
     # camera frames and per-pixel means (nnbuild.board.frames): image_type, RGB_order, norm_type
-    norm_type, mean_image = frames.mapper_norm(spec, norm.norm_type)
-    channels = 1 if frames.frame_format(spec) == "gray" else 3
+    norm_type, mean_image = frames.mapper_norm(spec.input, norm.norm_type)
+    channels = 1 if frames.frame_format(spec.input) == "gray" else 3
     options = [
         ("prototxt_file", _relative("prototxt", prototxt)),
         ("caffemodel_file", _relative("caffemodel", caffemodel)),
         ("net_type", 0),
-        ("batch_num", _batch_num(recipe, image_count)),
+        ("batch_num", _batch_num(spec, image_count)),
         ("sparse_rate", 0),
-        ("compile_mode", compile_mode(recipe.get("quant") or {})),
+        ("compile_mode", compile_mode(spec.quant.mode)),
         ("compress_mode", 0),
         ("is_simulation", int(bool(is_simulation))),
         ("is_check_prototxt", 0),
-        ("log_level", _mapper_option(recipe, "log_level", 2, (0, 1, 2, 3))),
+        ("log_level", _mapper_option(spec, "log_level", (0, 1, 2, 3))),
         ("instruction_name", _relative("instruction_name", instruction_name)),
-        ("internal_stride", _mapper_option(recipe, "internal_stride", 16, (16, 32))),
-        ("RGB_order", frames.mapper_rgb_order(spec, rgb_order)),
+        ("internal_stride", _mapper_option(spec, "internal_stride", (16, 32))),
+        ("RGB_order", frames.mapper_rgb_order(spec.input, rgb_order)),
         ("data_scale", _number(norm.data_scale)),
         ("image_list", _relative("image_list", image_list)),
-        ("image_type", frames.image_type(spec)),
+        ("image_type", frames.image_type(spec.input)),
         ("norm_type", norm_type),
         ("mean_file", mean_image or (_relative("mean_file", mean_file) if norm.mean else "null")),
     ]

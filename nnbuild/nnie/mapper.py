@@ -18,7 +18,7 @@ import re
 import subprocess
 from typing import Sequence
 
-from nnbuild.errors import MapperError, RecipeError
+from nnbuild.errors import MapperError
 
 ENV_VAR = "NNIE_MAPPER"
 LOG_NAME = "mapper.log"
@@ -200,10 +200,6 @@ def bgr_list_to_png(list_path: str | os.PathLike, shape: Sequence[int]) -> int:
     return converted
 
 
-def mapper_for_recipe(recipe: dict) -> pathlib.Path | None:
-    """``find_mapper`` with the recipe's ``mapper.path`` and ``target.chip``."""
-    if not isinstance(recipe.get("mapper") or {}, dict):
-        raise RecipeError("mapper", "must be a mapping", expected="{path: ...}",
-                          got=type(recipe.get("mapper")).__name__)
-    return find_mapper((recipe.get("mapper") or {}).get("path"),
-                       (recipe.get("target") or {}).get("chip", "hi3516dv300"))
+def mapper_for_recipe(spec) -> pathlib.Path | None:
+    """``find_mapper`` with the recipe's (``RecipeSpec``) ``mapper.path`` and ``target.chip``."""
+    return find_mapper(spec.mapper.path, spec.target.chip)

@@ -8,7 +8,6 @@ picture and the first pass after which the outputs drift is named in the failure
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -73,18 +72,17 @@ def culprit(original: Graph, specs: list, recipe_ctx: PassContext, feeds: dict,
     return None, 0.0
 
 
-def prove(original: Graph, patched: Graph, pctx: PassContext, specs: list, recipe: dict,
-          pictures: list[Path], tolerance: float) -> tuple[dict[str, Any], PassError | None]:
-    """Compare original and patched outputs on ``pictures``; returns (report, failure or None)."""
-    from nnbuild.stages.patch import load_feed
-
+def prove(original: Graph, patched: Graph, pctx: PassContext, specs: list,
+          pictures: list[tuple[str, dict]], tolerance: float
+          ) -> tuple[dict[str, Any], PassError | None]:
+    """Compare original and patched outputs on ``pictures`` (``(name, feeds)`` pairs); returns
+    (report, failure or None)."""
     per_output: dict[str, dict[str, float]] = {}
     images = []
-    for path in pictures:
-        feeds = load_feed(path, recipe, original)
+    for name, feeds in pictures:
         diffs = compare(original_outputs(original, feeds),
                         patched_outputs(patched, pctx.cpu_graph, feeds), pctx.renames)
-        images.append({"image": Path(path).name, "outputs": diffs})
+        images.append({"image": name, "outputs": diffs})
         for name, d in diffs.items():
             agg = per_output.setdefault(name, {"max_abs": 0.0, "max_rel": 0.0})
             agg["max_abs"] = max(agg["max_abs"], d["max_abs"])
@@ -94,8 +92,7 @@ def prove(original: Graph, patched: Graph, pctx: PassContext, specs: list, recip
               "max_rel": worst, "passed": worst <= tolerance}
     if worst <= tolerance:
         return report, None
-    name, drift = culprit(original, specs, pctx, load_feed(pictures[0], recipe, original),
-                          tolerance)
+    name, drift = culprit(original, specs, pctx, pictures[0][1], tolerance)
     bad = max(per_output, key=lambda k: per_output[k]["max_rel"])
     report["culprit"] = name
     return report, PassError(f"pass {name or '?'}", f"changed the network's outputs (output "

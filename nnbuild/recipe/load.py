@@ -4,8 +4,8 @@ Rules (docs/design.md "Recipe"):
 
 * ``recipes/<name>.yaml`` is a recipe named by its file stem; files under ``recipes/_base/`` (and
   any directory starting with ``_``) are bases, not recipes.
-* ``extends: FILE`` (relative to the file) deep-merges the file over its base: maps merge, lists
-  and scalars replace. Chains are allowed, cycles and missing bases are errors. A base's
+* ``extends: FILE`` (relative to the file) deep-merges the file over its base: maps merge, lists,
+  scalars, REFs and image selections (``{manifest, skip}``) replace. Chains are allowed, cycles and missing bases are errors. A base's
   ``matrix`` is not inherited.
 * Paths (``source.*``, ``*.images`` and their manifests, ``mapper.path``) are relative to the
   file that states them and are resolved to absolute paths; string REFs become ``{"path": ...}``.
@@ -24,6 +24,7 @@ resolved recipe changed: a passing result is remembered in ``cache/v1/valid/``.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import os
 import re
@@ -35,6 +36,7 @@ import yaml
 from nnbuild.errors import RecipeError
 from nnbuild.hashing import sha256_file
 from nnbuild.recipe.schema import validate
+from nnbuild.recipe.spec import RecipeSpec
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 IMAGE_SECTIONS = ("patch_check", "calibration", "check")
@@ -43,11 +45,21 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 @dataclass(frozen=True)
 class Recipe:
-    """A resolved recipe: ``name``, the ``path`` of its file, and the merged ``data`` dict."""
+    """A resolved recipe: ``name``, the ``path`` of its file, the merged ``data`` dict (kept for
+    packaging it as written) and its typed ``spec``, which is what stages and libraries read."""
 
     name: str
     path: Path
     data: dict
+
+    @functools.cached_property
+    def spec(self) -> RecipeSpec:
+        return RecipeSpec.from_data(self.data, display(Path(self.path)))
+
+    @functools.cached_property
+    def values(self) -> dict:
+        """``spec.to_dict()``: every field with its default filled in (stage keys read it)."""
+        return self.spec.to_dict()
 
 
 def project_root() -> Path:
@@ -101,11 +113,18 @@ def load_yaml(path: Path) -> dict:
     return data
 
 
+# A map with one of these keys is one value (a REF or an image selection), replaced whole: a
+# recipe overriding ``check.images: {manifest: B}`` must not keep the base's ``skip: 16``.
+WHOLE_VALUE_KEYS = frozenset({"url", "sha256", "path", "manifest"})
+
+
 def deep_merge(base: dict, over: dict) -> dict:
-    """Return ``base`` with ``over`` merged in: maps merge recursively, everything else replaces."""
+    """Return ``base`` with ``over`` merged in: maps merge recursively, everything else (and a
+    REF or image-selection map, see ``WHOLE_VALUE_KEYS``) replaces."""
     merged = dict(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if (isinstance(value, dict) and isinstance(merged.get(key), dict)
+                and not WHOLE_VALUE_KEYS & (set(value) | set(merged[key]))):
             merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
@@ -247,6 +266,7 @@ def load_file(path: Path, cache=None) -> dict[str, Recipe]:
         check_name(name, f"{where}: matrix")
         validate(data, where if name == path.stem else f"{where} [{name}]", cache)
         recipes[name] = Recipe(name, path.resolve(), data)
+        recipes[name].spec  # the checks the schema cannot express fail at load time, too
     return recipes
 
 
@@ -263,6 +283,18 @@ def load_all(folder: Path | None = None, cache=None) -> dict[str, Recipe]:
     return found
 
 
+def _load_path(path: Path, cache=None) -> Recipe:
+    if not path.is_file():
+        raise RecipeError(str(path), "no such recipe file", expected="a YAML recipe file",
+                          got="nothing there", hint="give a recipe name or an existing file path")
+    found = load_file(path.resolve(), cache)
+    if len(found) != 1:
+        raise RecipeError(display(path), "the file defines several recipes (matrix)",
+                          expected="one recipe", got=", ".join(sorted(found)),
+                          hint="name one of them instead of the file")
+    return next(iter(found.values()))
+
+
 def names_in(folder: Path | None = None) -> list[str]:
     """Recipe names without validating (file stems; matrix files are expanded)."""
     names = []
@@ -274,11 +306,14 @@ def names_in(folder: Path | None = None) -> list[str]:
 
 
 def load(name: str, folder: Path | None = None, cache=None) -> Recipe:
-    """Load one recipe by name (a file stem or a matrix variant name).
+    """Load one recipe by name (a file stem or a matrix variant name) or by file path
+    (``path/to/recipe.yaml``, anywhere: a name ending in .yaml/.yml; its name is the stem).
 
     Raises:
         RecipeError: unknown name (the message lists the known ones) or an invalid recipe.
     """
+    if name.endswith((".yaml", ".yml")):
+        return _load_path(Path(name), cache)  # its name (the stem) is checked like any other
     folder = folder or recipes_dir()
     check_name(name)
     direct = [folder / f"{name}.yaml", folder / f"{name}.yml"]

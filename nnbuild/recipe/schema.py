@@ -2,8 +2,9 @@
 
 jsonschema's own messages name schema internals; these say, per problem, the dotted key, what
 was expected and what was found, with a "did you mean" for misspelt keys and enum values.
-A passing result is remembered in ``cache/v1/valid/`` under the hash of schema + resolved
-recipe, so an unchanged recipe is not validated again (``validate``).
+``task_problems`` adds what only the task registry knows (gate keys, ``task_args``). A passing
+result is remembered in ``cache/v1/valid/`` under the hash of schema, validating code and
+resolved recipe, so an unchanged recipe is not validated again (``validate``).
 """
 
 from __future__ import annotations
@@ -97,6 +98,27 @@ def schema_problems(data: dict) -> list[str]:
     return lines
 
 
+def task_problems(data: dict) -> list[str]:
+    """Problems only the task registry can judge: gate keys and ``task_args`` of ``check.task``
+    (each task declares its own ``GATES`` and ``ARGS``), with the closest valid key."""
+    from nnbuild.check.tasks import registry
+    from nnbuild.recipe.spec import GENERIC_GATES
+
+    check = data.get("check") or {}
+    task_name = check.get("task", "raw")
+    try:
+        task = registry.get(task_name)
+    except RecipeError:
+        return []  # the schema's enum already names an unknown task
+    gates = set(GENERIC_GATES) | {row[0] for row in task.GATES}
+    lines = [f"check.{key}: unknown gate for task {task_name}{_suggest(key, gates)}"
+             for key in sorted(check) if key.startswith(("min_", "max_")) and key not in gates]
+    args = set(registry.COMMON_ARGS) | set(task.ARGS)
+    lines += [f"check.task_args.{key}: unknown argument of task {task_name}{_suggest(key, args)}"
+              for key in sorted(check.get("task_args") or {}) if key not in args]
+    return lines
+
+
 def validate(data: dict, where: str, cache=None) -> None:
     """Check a resolved recipe against the schema, or skip when this exact content passed before.
 
@@ -110,10 +132,12 @@ def validate(data: dict, where: str, cache=None) -> None:
     """
     marker = None
     if cache is not None:
-        marker = cache.base / "valid" / sha256_json([cache.stats.sha256(SCHEMA_PATH), data])
+        # Keyed by the schema, the recipe and the code judging it (this module's closure).
+        code = cache.prints.digest(__name__)
+        marker = cache.base / "valid" / sha256_json([cache.stats.sha256(SCHEMA_PATH), code, data])
         if marker.exists():
             return
-    problems = schema_problems(data)
+    problems = schema_problems(data) or task_problems(data)
     if problems:
         raise RecipeProblems(where, problems)
     if marker is not None:

@@ -23,31 +23,32 @@ READS = ("input", "calibration")
 GROUP = "calibration"
 
 
-def external_inputs(recipe: dict) -> dict[str, list]:
+def external_inputs(spec) -> dict[str, list]:
     """The calibration pictures: ``{"calibration": [ref, ...]}`` from ``calibration.images/count``."""
     from nnbuild.build.fetch import image_refs
 
     from nnbuild.board.frames import mean_file_refs
 
-    spec = recipe.get("calibration") or {}
-    return {GROUP: image_refs(spec.get("images"), spec.get("count"), "calibration.images"),
-            **mean_file_refs(recipe)}
+    images = spec.calibration
+    return {GROUP: image_refs(images.images, images.count, "calibration.images"),
+            **mean_file_refs(spec)}
 
 
 def run(ctx) -> None:
     """Preprocess the pictures, write the .bgr files and list, calibrate, write ranges.json."""
+    import dataclasses
     import warnings
 
     from nnbuild import preprocess
-    from nnbuild.board import frames
+    from nnbuild.board.frames import write_frame
     from nnbuild.caffe import io
     from nnbuild.nnie.calibrate import CalibrationWarning, calibrate, size_warning
 
     patch = ctx.upstream("patch")
     graph = io.load(patch / "model.prototxt", patch / "model.caffemodel").graph
-    name, shape, norm, sizing = _input_spec(ctx.recipe.get("input") or {}, graph)
-    if "mean_file" in norm:
-        norm["mean_file"] = str(ctx.files("mean_file")[0])  # the verified copy
+    net = preprocess.NetworkInput.of(ctx.spec.input, graph)
+    if net.mean_file is not None:
+        net = dataclasses.replace(net, mean_file=str(ctx.files("mean_file")[0]))  # verified copy
     files = list(ctx.files(GROUP))
     message = size_warning(len(files))
     if message:
@@ -57,10 +58,9 @@ def run(ctx) -> None:
 
     def feeds():
         for index, path in enumerate(files):
-            rgb = preprocess.load_uint8(path, shape, **sizing)
-            fmt = norm.get("format", "bgr")
-            written.append(frames.write_frame(rgb, ctx.out / "images" / f"{index:03d}", fmt))
-            yield {name: frames.network_input(rgb, **norm)}
+            rgb = net.uint8(path)
+            written.append(write_frame(rgb, ctx.out / "images" / f"{index:03d}", net.format))
+            yield {net.name: net.tensor(rgb)}
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CalibrationWarning)  # already logged above
@@ -68,27 +68,3 @@ def run(ctx) -> None:
                            names=[p.name for p in files])
     ranges.save(ctx.out / "ranges.json")
     preprocess.write_image_list(written, ctx.out / "image_list.txt", relative_to=ctx.out)
-
-
-def _input_spec(spec: dict, graph) -> tuple[str, tuple, dict, dict]:
-    """(input blob, NCHW shape, to_tensor kwargs, load_uint8 kwargs) from the recipe ``input``."""
-    from nnbuild.errors import RecipeError
-
-    name = spec.get("name") or next(iter(graph.inputs))
-    if name not in graph.inputs or len(graph.inputs) != 1:
-        raise RecipeError("input.name", "does not name the model's single input",
-                          expected=list(graph.inputs), got=name,
-                          hint="calibration supports one image input per network")
-    shape = tuple(spec.get("shape") or graph.inputs[name])
-    norm = {"color": spec.get("color", "RGB"), "mean": spec.get("mean", (0, 0, 0)),
-            "scale": spec.get("scale", 1.0)}
-    # camera frames / per-pixel mean (nnbuild.board.frames.network_input); only when set, so the
-    # check stage's per-image cache keys of other recipes stay as they were
-    from nnbuild.board.frames import frame_format
-    if spec.get("format"):
-        norm["format"] = frame_format(dict(spec, shape=shape))
-    if spec.get("mean_file"):
-        ref = spec["mean_file"]
-        norm["mean_file"] = ref if isinstance(ref, str) else ref["path"]
-    sizing = {"resize": spec.get("resize", "stretch"), "pad_value": spec.get("pad_value", 0)}
-    return name, shape, norm, sizing

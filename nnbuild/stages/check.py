@@ -28,34 +28,34 @@ TRUTH = "ground_truth"
 IMAGE_RESULT_VERSION = 2
 
 
-def external_inputs(recipe: dict) -> dict[str, list]:
+def external_inputs(spec) -> dict[str, list]:
     """The check pictures: ``{"check": [ref, ...]}`` from ``check.images``/``check.count``."""
     from nnbuild.build.fetch import image_refs
 
-    spec = recipe.get("check") or {}
     from nnbuild.board.frames import mean_file_refs
 
-    groups = {GROUP: image_refs(spec.get("images"), spec.get("count"), "check.images"),
-              **mean_file_refs(recipe)}
-    truth = (spec.get("task_args") or {}).get("ground_truth")
+    check = spec.check
+    groups = {GROUP: image_refs(check.images, check.count, "check.images"),
+              **mean_file_refs(spec)}
+    truth = check.task_args.get("ground_truth")
     if truth:
         groups[TRUTH] = [{"path": truth} if isinstance(truth, str) else truth]
     return groups
 
 
-def display_names(recipe: dict) -> dict[str, str]:
+def display_names(spec) -> dict[str, str]:
     """sha256 -> the picture's file name in its ref (the runner hands over CAS copies)."""
     names: dict[str, str] = {}
-    if not (recipe.get("check") or {}).get("images"):
+    if not spec.check.images:
         return names
-    for ref in external_inputs(recipe)[GROUP]:
+    for ref in external_inputs(spec)[GROUP]:
         if isinstance(ref, dict) and ref.get("sha256"):
             where = ref.get("path") or ref.get("url") or ""
             names[ref["sha256"]] = where.rstrip("/").rsplit("/", 1)[-1]
     return names
 
 
-def truth_boxes(path: pathlib.Path, name: str, truth: dict, input_spec: tuple) -> list | None:
+def truth_boxes(path: pathlib.Path, name: str, truth: dict, net) -> list | None:
     """WIDER ground truth of one picture, in network-input pixels (None when it has none)."""
     from PIL import Image
 
@@ -68,9 +68,9 @@ def truth_boxes(path: pathlib.Path, name: str, truth: dict, input_spec: tuple) -
     boxes = retinaface.gt_boxes(rows)
     with Image.open(path) as image:
         src = image.size
-    height, width = input_spec[1][2:]
-    if input_spec[3].get("resize") == "letterbox":
-        scale, pad_x, pad_y = preprocess.letterbox_geometry(src, input_spec[1])
+    height, width = net.shape[2:]
+    if net.resize == "letterbox":
+        scale, pad_x, pad_y = preprocess.letterbox_geometry(src, net.shape)
         return (boxes * scale + [pad_x, pad_y, pad_x, pad_y]).tolist()
     return (boxes * ([width / src[0], height / src[1]] * 2)).tolist()
 
@@ -78,7 +78,7 @@ def truth_boxes(path: pathlib.Path, name: str, truth: dict, input_spec: tuple) -
 def _jobs(ctx, files: list[pathlib.Path]) -> list:
     """One ``check_image.Job`` per picture."""
     from nnbuild.check.image import Job
-    from nnbuild.stages.calibrate import _input_spec
+    from nnbuild.preprocess import NetworkInput
 
     patch, calib = ctx.upstream("patch"), ctx.upstream("calibrate")
     model = (str(patch / "model.prototxt"), str(patch / "model.caffemodel"))
@@ -86,27 +86,27 @@ def _jobs(ctx, files: list[pathlib.Path]) -> list:
            if (patch / "cpu.prototxt").is_file() else None)
     from nnbuild.caffe import io
     graph = io.load(*model).graph
-    spec = _input_spec(ctx.recipe.get("input") or {}, graph)
-    if "mean_file" in spec[2]:  # the verified copy, named by its sha256: per-image keys cover it
-        spec[2]["mean_file"] = str(ctx.files("mean_file")[0])
-    check = ctx.recipe.get("check") or {}
-    mode = (ctx.recipe.get("quant") or {}).get("mode", "int8")
-    names = display_names(ctx.recipe)
+    net = NetworkInput.of(ctx.spec.input, graph)
+    if net.mean_file is not None:  # the verified copy, named by its sha256: per-image keys cover it
+        import dataclasses
+        net = dataclasses.replace(net, mean_file=str(ctx.files("mean_file")[0]))
+    check = ctx.spec.check
+    names = display_names(ctx.spec)
     truth = {}
-    if (check.get("task_args") or {}).get("ground_truth"):
+    if check.task_args.get("ground_truth"):
         from nnbuild.check.tasks.retinaface import read_wider_gt
         truth = read_wider_gt(ctx.files(TRUTH)[0])
     jobs = []
     for path in files:
         name = names.get(path.name, path.name)
-        args = dict(check.get("task_args") or {}, input_hw=tuple(spec[1][2:]), image_name=name)
+        args = dict(check.task_args, input_hw=tuple(net.shape[2:]), image_name=name)
         args.pop("ground_truth", None)
         if truth:
-            args["gt_boxes"] = truth_boxes(path, name, truth, spec)
+            args["gt_boxes"] = truth_boxes(path, name, truth, net)
             if args["gt_boxes"] is None:
                 del args["gt_boxes"]
-        jobs.append(Job(model, cpu, str(calib / "ranges.json"), mode, spec,
-                        check.get("task", "raw"), args, str(path)))
+        jobs.append(Job(model, cpu, str(calib / "ranges.json"), ctx.spec.quant.mode, net,
+                        check.task, args, str(path)))
     return jobs
 
 

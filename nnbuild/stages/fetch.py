@@ -13,9 +13,9 @@ READS: tuple[str, ...] = ()  # the content enters the key through external_input
 ROLES = ("prototxt", "caffemodel")
 
 
-def external_inputs(recipe: dict) -> dict[str, list]:
+def external_inputs(spec) -> dict[str, list]:
     """``{"prototxt": [ref], "caffemodel": [ref]}`` from the recipe's ``source``."""
-    source = recipe.get("source") or {}
+    source = spec.source
     return {role: [source[role]] for role in ROLES if role in source}
 
 

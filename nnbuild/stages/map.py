@@ -28,26 +28,19 @@ MAPPER_INPUTS = {"patch": ("model.prototxt", "model.caffemodel"),
                  "calibrate": ("image_list.txt", "images")}
 
 
-def external_inputs(recipe: dict) -> dict[str, list]:
-    """The per-pixel mean image (``input.mean_file``), copied into the package; {} without."""
-    from nnbuild.board.frames import mean_file_refs
-
-    return mean_file_refs(recipe)
-
-
-def mapper_path(recipe: dict):
+def mapper_path(spec):
     """The configured nnie_mapper (recipe ``mapper.path``, else ``$NNIE_MAPPER``) or None.
 
     Checked against the target chip's mapper version by ``nnbuild.nnie.mapper``.
     """
     from nnbuild.nnie.mapper import mapper_for_recipe
 
-    return mapper_for_recipe(recipe)
+    return mapper_for_recipe(spec)
 
 
-def tool_versions(recipe: dict) -> dict[str, str]:
+def tool_versions(spec) -> dict[str, str]:
     """External tools this stage's outputs depend on, for the stage key (``{}`` = builtin only)."""
-    path = mapper_path(recipe)
+    path = mapper_path(spec)
     if not path:
         return {}
     from nnbuild.nnie.mapper import mapper_version
@@ -64,13 +57,20 @@ def run(ctx) -> None:
     patch, calib = ctx.upstream("patch"), ctx.upstream("calibrate")
     graph = io.load(patch / "model.prototxt", patch / "model.caffemodel").graph
     ranges = Ranges.load(calib / "ranges.json")
-    mode = (ctx.recipe.get("quant") or {}).get("mode", "int8")
+    mode = ctx.spec.quant.mode
     plan = prepare(graph, ranges, mode)
     cfg_name = _write_cfg(ctx)
     _write_quant(ctx, graph, plan, mode)
-    path = mapper_path(ctx.recipe)
+    path = mapper_path(ctx.spec)
     if path:
         _run_mapper(ctx, path, cfg_name)
+
+
+def external_inputs(spec) -> dict[str, list]:
+    """The per-pixel mean image (``input.mean_file``), copied into the package; {} without."""
+    from nnbuild.board.frames import mean_file_refs
+
+    return mean_file_refs(spec)
 
 
 def _write_cfg(ctx) -> str:
@@ -78,10 +78,10 @@ def _write_cfg(ctx) -> str:
     from nnbuild.nnie.cfg import make_cfg
 
     count = len((ctx.upstream("calibrate") / "image_list.txt").read_text().split())
-    files = make_cfg(ctx.recipe, instruction_name=_wk_stem(ctx), image_count=count)
+    files = make_cfg(ctx.spec, instruction_name=_wk_stem(ctx), image_count=count)
     for name, text in files.items():
         (ctx.out / name).write_text(text, encoding="utf-8")
-    if (ctx.recipe.get("input") or {}).get("mean_file"):
+    if ctx.spec.input.mean_file:
         import shutil
 
         from nnbuild.board.frames import MEAN_FILE_NAME
@@ -101,11 +101,11 @@ def _write_quant(ctx, graph, plan, mode) -> None:
     from nnbuild.nnie import quantfile
     from nnbuild.nnie.quantpoints import compile_mode
 
-    chip = (ctx.recipe.get("target") or {}).get("chip")
-    path = mapper_path(ctx.recipe)
+    chip = ctx.spec.target.chip
+    path = mapper_path(ctx.spec)
     record = {"version": QUANT_VERSION, "mode": mode, "compile_mode": compile_mode(mode),
               "chip": chip, "mapper": "nnie_mapper" if path else "builtin",
-              "mapper_version": tool_versions(ctx.recipe).get("nnie_mapper"),
+              "mapper_version": tool_versions(ctx.spec).get("nnie_mapper"),
               **quantfile.summary(plan), "cost": _cost(graph, plan, chip)}
     quantfile.write_npz(ctx.out / "quant.npz", quantfile.arrays(plan))
     text = json.dumps(record, indent=1, sort_keys=True, allow_nan=False)
@@ -118,6 +118,14 @@ def _cost(graph, plan, chip) -> dict:
 
     bits = {layer: b for layer, b in plan.points.weights.items()}
     return estimate(graph, chip, bits=bits)
+
+
+def _input_shape(ctx) -> tuple:
+    """The patched model's input shape (the recipe's ``input.shape`` when it sets one)."""
+    import json
+
+    report = json.loads((ctx.upstream("patch") / "patch-report.json").read_text())
+    return ctx.spec.input.shape or tuple(next(iter(report["input"].values())))
 
 
 def _run_mapper(ctx, path: str, cfg_name: str) -> None:
@@ -139,7 +147,7 @@ def _run_mapper(ctx, path: str, cfg_name: str) -> None:
         if produced.suffix in (".cfg", ".txt"):
             shutil.copy2(produced, work / produced.name)
     # the real mapper reads pictures with OpenCV, which cannot decode planar .bgr (mapper.py)
-    bgr_list_to_png(work / "image_list.txt", (ctx.recipe.get("input") or {})["shape"])
+    bgr_list_to_png(work / "image_list.txt", _input_shape(ctx))
     result = run_mapper(path, work / cfg_name, cwd=work, wk_name=_wk_stem(ctx))
     shutil.copy2(result.wk, ctx.out / f"{_wk_stem(ctx)}.wk")
     shutil.copy2(result.log, ctx.out / "mapper.log")

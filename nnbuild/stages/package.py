@@ -19,7 +19,7 @@ from __future__ import annotations
 NAME = "package"
 NEEDS = ("fetch", "patch", "calibrate", "map", "check")
 USES_NAME = True  # the recipe name is in the outputs (see runner.key_doc)
-# The whole resolved recipe is packaged as recipe.yaml, so every recipe field is in the key.
+# The whole recipe, every default filled in, is packaged as recipe.yaml: every field is in the key.
 READS = ("description", "source", "input", "patches", "patch_check", "calibration", "quant",
          "target", "mapper", "check", "package")
 
@@ -40,7 +40,7 @@ def run(ctx) -> None:
 
     files = _collect(ctx)
     recipe_yaml = ctx.out / "_recipe.yaml"
-    recipe_yaml.write_text(_dump_recipe(ctx.recipe), encoding="utf-8")
+    recipe_yaml.write_text(_dump_recipe(ctx.spec.to_dict()), encoding="utf-8")
     files["recipe.yaml"] = recipe_yaml
     generated = _postprocess(ctx)
     files.update(generated)
@@ -51,12 +51,12 @@ def run(ctx) -> None:
         "nnbuild_version": __version__,
         "files": file_entries(files),
         "stage_keys": dict(sorted(getattr(ctx, "upstream_keys", {}).items())),
-        "source": _sources(ctx.recipe),
-        "target": {"chip": ctx.recipe["target"]["chip"],
+        "source": _sources(ctx.spec.source),
+        "target": {"chip": ctx.spec.target.chip,
                    "mapper_version": quant.get("mapper_version"),
                    "mapper": quant.get("mapper", "builtin")},
         "outputs": _outputs(files["model.prototxt"]),
-        "input": _board_input(ctx.recipe["input"]),
+        "input": _board_input(ctx.spec.input, files["patch-report.json"]),
     }
     write_archive(ctx.out / f"{ctx.name}.tar.gz", ctx.name, files, manifest)
     recipe_yaml.unlink()
@@ -72,7 +72,7 @@ def _collect(ctx) -> dict:
         for pattern in patterns:
             for path in sorted(folder.glob(pattern)):
                 files[path.name] = path
-    if ctx.recipe.get("package", {}).get("include_calibration", True):
+    if ctx.spec.package.include_calibration:
         folder = ctx.upstream("calibrate")
         files["image_list.txt"] = folder / "image_list.txt"
         for path in sorted((folder / "images").glob("*.*")):  # .bgr, or input.format's frames
@@ -82,13 +82,13 @@ def _collect(ctx) -> dict:
 
 def _postprocess(ctx) -> dict:
     """Generated C post-processing (``nnbuild.board``) as arcname -> staged file; {} for raw."""
-    from nnbuild.board import generate, has_decoder
+    from nnbuild.board.generate import generate, has_decoder
     from nnbuild.board.spec import board_spec
 
-    if not has_decoder((ctx.recipe.get("check") or {}).get("task", "raw")):
+    if not has_decoder(ctx.spec.check.task):
         return {}
     staged = {}
-    for arcname, text in generate(board_spec(ctx.name, ctx.recipe, ctx.upstream("patch"))).items():
+    for arcname, text in generate(board_spec(ctx.name, ctx.spec, ctx.upstream("patch"))).items():
         path = ctx.out / "_board" / arcname
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(text.encode("utf-8"))
@@ -106,9 +106,9 @@ def _dump_recipe(recipe: dict) -> str:
     return yaml.safe_dump(public, sort_keys=True, default_flow_style=False, allow_unicode=True)
 
 
-def _sources(recipe: dict) -> dict:
+def _sources(source: dict) -> dict:
     out = {}
-    for role, ref in sorted(recipe["source"].items()):
+    for role, ref in sorted(source.items()):
         if isinstance(ref, dict):
             out[role] = {k: ref[k] for k in ("url", "sha256") if k in ref}
     return out
@@ -124,13 +124,14 @@ def _outputs(prototxt) -> list:
     return nnie_output_names(names[blob] for blob in graph.outputs)
 
 
-def _board_input(spec: dict) -> dict:
-    """What board code must feed: planar BGR uint8 (nnie-facts.md §3), size and normalisation."""
+def _board_input(spec, patch_report) -> dict:
+    """What board code must feed: planar BGR uint8 (nnie-facts.md §3), size and normalisation.
+    Name and shape are the patched model's (the recipe's when it states them)."""
+    import json
+
     from nnbuild.board.frames import board_format
 
-    n, c, h, w = spec["shape"]
-    return {"name": spec.get("name", "data"), "shape": [n, c, h, w],
-            "board_format": board_format(spec),
-            "network_color_order": spec.get("color", "BGR"),
-            "mean": spec.get("mean", [0, 0, 0]), "scale": spec.get("scale", 1.0),
-            "resize": spec.get("resize", "stretch"), "pad_value": spec.get("pad_value", 0)}
+    ((name, shape),) = json.loads(patch_report.read_text())["input"].items()
+    return {"name": name, "shape": list(shape), "board_format": board_format(spec),
+            "network_color_order": spec.color, "mean": list(spec.mean), "scale": spec.scale,
+            "resize": spec.resize, "pad_value": spec.pad_value}

@@ -28,8 +28,8 @@ MEAN_FILE = "ultraface-slim-320-meanfile"
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory):
-    """(project folder, {recipe: resolved recipe}) after one ``doit build`` of ``RECIPES``."""
-    from nnbuild.recipe.load import load_merged
+    """(project folder, {recipe: RecipeSpec}) after one ``doit build`` of ``RECIPES``."""
+    from board.hostcheck import spec_of
 
     proj = make_project(tmp_path_factory.mktemp("board") / "proj", list(RECIPES))
     write_recipe(proj, NV21, override_text("ultraface-slim-320") + "input: {format: yvu420sp}\n")
@@ -42,7 +42,7 @@ def built(tmp_path_factory):
     names = (*RECIPES, NV21, MEAN_FILE)
     result = doit(proj, "build", *names, timeout=1200)
     assert result.returncode == 0, result
-    return proj, {name: load_merged(proj / "recipes" / f"{name}.yaml") for name in names}
+    return proj, {name: spec_of(proj / "recipes" / f"{name}.yaml") for name in names}
 
 
 @pytest.fixture(scope="session")

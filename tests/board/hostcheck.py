@@ -21,31 +21,38 @@ from e2e.e2e_project import SHARED
 TOL = 1e-3
 
 
-def check_photos(recipe: dict, count: int, section: str = "check") -> list[pathlib.Path]:
-    """The first ``count`` pictures of the recipe's check set, found in ../shared by sha256."""
+def spec_of(path: pathlib.Path):
+    """The ``RecipeSpec`` of a recipe file."""
+    from nnbuild.recipe.load import load_merged
+    from nnbuild.recipe.spec import RecipeSpec
+
+    return RecipeSpec.from_data(load_merged(path), path.stem)
+
+
+def check_photos(recipe, count: int, section: str = "check") -> list[pathlib.Path]:
+    """The first ``count`` pictures of the recipe's check (or calibration) set, found in
+    ../shared by sha256."""
     from nnbuild.build.fetch import image_refs
 
-    refs = image_refs(recipe[section]["images"], count, f"{section}.images")
+    refs = image_refs(getattr(recipe, section).images, count, f"{section}.images")
     folders = [SHARED / "images" / d for d in ("photos", "faces112")]
     by_hash = {hashlib.sha256(p.read_bytes()).hexdigest(): p
                for folder in folders for p in sorted(folder.glob("*.jpg"))}
     return [by_hash[ref["sha256"]] for ref in refs]
 
 
-def outputs_of(proj: pathlib.Path, name: str, recipe: dict, count: int):
+def outputs_of(proj: pathlib.Path, name: str, recipe, count: int):
     """``(spec, [(photo, {output name: array}), ...])``: simulated outputs of the check photos.
 
     The NNIE part's outputs are what the .wk returns; for split models the CPU part's outputs
     (DetectionOutput) are added, as the check stage computes them.
     """
-    from nnbuild import preprocess
-    from nnbuild.board.frames import network_input
     from nnbuild.board.spec import board_spec
     from nnbuild.caffe import io
     from nnbuild.check.image import final_outputs
     from nnbuild.nnie.calibrate import Ranges
     from nnbuild.nnie.simulate import prepare, simulate
-    from nnbuild.stages.calibrate import _input_spec
+    from nnbuild.preprocess import NetworkInput
 
     out = proj / "cache" / "v1" / "out" / name
     patch = out / "patch"
@@ -53,12 +60,12 @@ def outputs_of(proj: pathlib.Path, name: str, recipe: dict, count: int):
     cpu = patch / "cpu.prototxt"
     cpu_graph = io.load(cpu, patch / "cpu.caffemodel").graph if cpu.is_file() else None
     ranges = Ranges.load(out / "calibrate" / "ranges.json")
-    mode = recipe["quant"]["mode"]
+    mode = recipe.quant.mode
     plan = prepare(graph, ranges, mode)
-    blob, shape, norm, sizing = _input_spec(recipe["input"], graph)
+    net = NetworkInput.of(recipe.input, graph)
     results = []
     for photo in check_photos(recipe, count):
-        feeds = {blob: network_input(preprocess.load_uint8(photo, shape, **sizing), **norm)}
+        feeds = net.feed(photo)
         keep = "all" if cpu_graph else None  # PriorBox reads the shapes of inner blobs
         raw = simulate(graph, ranges, mode, feeds, keep, plan=plan)
         results.append((photo, final_outputs(graph, cpu_graph, raw, feeds)))

@@ -16,6 +16,7 @@ from nnbuild import preprocess
 from nnbuild.board import frames
 from nnbuild.errors import RecipeError
 from nnbuild.nnie.cfg import make_cfg, parse_cfg
+from nnbuild.recipe.spec import InputSpec, RecipeSpec
 
 # ITU-R BT.601 video-range Y'CbCr of the primaries (8-bit, the standard's reference values).
 REFERENCE = {(255, 255, 255): (235, 128, 128), (0, 0, 0): (16, 128, 128),
@@ -59,8 +60,8 @@ def test_planar_and_gray_frames():
 
 
 def _recipe(**inp):
-    return {"input": {"shape": [1, 3, 240, 320], "color": "RGB", **inp},
-            "calibration": {"count": 4}, "target": {"chip": "hi3516dv300"}}
+    return RecipeSpec.from_data({"input": {"shape": [1, 3, 240, 320], "color": "RGB", **inp},
+                                 "calibration": {"count": 4}, "target": {"chip": "hi3516dv300"}})
 
 
 def test_cfg_image_type_rgb_order_and_norm_per_format():
@@ -74,19 +75,20 @@ def test_cfg_image_type_rgb_order_and_norm_per_format():
     assert keys(mean_file={"path": "m"}, scale=0.5)["norm_type"] == "4"
     assert keys(mean_file={"path": "m"})["mean_file"] == "mean.binaryproto"
     assert keys(mean_file={"path": "m"})["norm_type"] == "1"
-    gray = make_cfg(_recipe(format="gray", color="GRAY", shape=[1, 1, 24, 24], mean=[100]),
+    gray = make_cfg(_recipe(format="gray", color="BGR", shape=[1, 1, 24, 24], mean=[100]),
                     instruction_name="m")
     assert gray["mean.txt"] == "100.0\n" and "[RGB_order] BGR\n" in gray["nnie_mapper.cfg"]
 
 
 def test_format_errors_name_the_key_and_the_fix():
-    with pytest.raises(RecipeError, match=r"input.format: 4:2:0 frames need an even width and "
-                                          r"height. Expected even H and W, got 241 x 320"):
-        frames.frame_format({"format": "yvu420sp", "shape": [1, 3, 241, 320]})
-    with pytest.raises(RecipeError, match=r"input.format: gray frames need a 1-channel input"):
-        frames.frame_format({"format": "gray", "shape": [1, 3, 24, 24]})
-    with pytest.raises(RecipeError, match=r"input.format: unknown camera frame format"):
-        frames.frame_format({"format": "nv21"})
+    with pytest.raises(RecipeError, match=r"^cam: input.format: 4:2:0 frames need an even width "
+                                          r"and height. Expected even H and W, got 241 x 320"):
+        RecipeSpec.from_data({"input": {"color": "RGB", "format": "yvu420sp",
+                                        "shape": [1, 3, 241, 320]}}, "cam")
+    with pytest.raises(RecipeError, match=r"^input.format: gray frames need a 1-channel input"):
+        frames.frame_format(InputSpec(color="RGB", format="gray", shape=(1, 3, 24, 24)))
+    with pytest.raises(RecipeError, match=r"^input.format: unknown camera frame format"):
+        frames.frame_format(InputSpec(color="RGB", format="nv21"))
 
 
 def test_mean_file_is_subtracted_per_pixel_before_the_scale(tmp_path):
@@ -94,7 +96,8 @@ def test_mean_file_is_subtracted_per_pixel_before_the_scale(tmp_path):
     picture = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
     mean = rng.uniform(0, 255, (3, 6, 8)).astype(np.float32)
     path = frames.write_mean_file(mean, tmp_path / "mean.binaryproto")
-    got = frames.network_input(picture, color="BGR", scale=0.5, mean_file=str(path))
+    got = frames.network_input(picture, preprocess.to_tensor, color="BGR", scale=0.5,
+                               mean_file=str(path))
     want = (picture[..., ::-1].transpose(2, 0, 1).astype(np.float32) - mean) * np.float32(0.5)
     assert got.shape == (1, 3, 6, 8) and np.array_equal(got[0], want)
     with pytest.raises(RecipeError, match=r"input.mean_file: the mean image does not fit the "
@@ -105,7 +108,7 @@ def test_mean_file_is_subtracted_per_pixel_before_the_scale(tmp_path):
 def test_default_format_is_exactly_the_old_preprocessing():
     picture = np.random.default_rng(3).integers(0, 256, (5, 7, 3), dtype=np.uint8)
     args = {"color": "RGB", "mean": [1.0, 2.0, 3.0], "scale": 0.25}
-    assert np.array_equal(frames.network_input(picture, **args),
+    assert np.array_equal(frames.network_input(picture, preprocess.to_tensor, **args),
                           preprocess.to_tensor(picture, **args))
 
 
@@ -150,7 +153,8 @@ def test_mean_file_recipe_maps_with_norm_type_4_and_calibrates_as_the_channel_me
 
 def test_gray_frames_feed_a_one_channel_network_their_luma():
     picture = np.random.default_rng(4).integers(0, 256, (4, 6, 3), dtype=np.uint8)
-    got = frames.network_input(picture, format="gray", mean=[100.0], scale=0.5)
+    got = frames.network_input(picture, preprocess.to_tensor, format="gray", mean=[100.0],
+                               scale=0.5)
     luma = np.floor(picture @ np.array([0.299, 0.587, 0.114]) + 0.5)
     assert got.shape == (1, 1, 4, 6)
     assert np.array_equal(got[0, 0], ((luma - 100.0) * 0.5).astype(np.float32))

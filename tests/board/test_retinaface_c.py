@@ -17,7 +17,7 @@ from board import cc
 from board.blobs import dump
 from board.hostcheck import _retinaface, check_package, compare, packaged
 from nnbuild import preprocess
-from nnbuild.board import generate
+from nnbuild.board.generate import generate
 
 pytestmark = cc.needs_cc
 NAME = "retinaface-640"

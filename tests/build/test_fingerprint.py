@@ -83,7 +83,7 @@ def test_closures_hold_the_modules_each_stage_runs(tree):
 
     assert {"nnie/segments.py", "nnie/chips.py", "passes/sizes.py"} <= rels("patch")
     assert {"shapes/stats.py", "shapes/core.py", "preprocess.py"} <= rels("map")
-    assert {"check/svg.py", "stages/calibrate.py", "nnie/simulate.py",
+    assert {"check/svg.py", "preprocess.py", "nnie/simulate.py",
             "check/tasks/retinaface.py", "check/tasks/ultraface.py"} <= rels("check")
     assert {"caffe/io.py", "ir.py", "recipe/load.py"} <= rels("package")
     # ... and not what they do not run: the report code is no input of patch.

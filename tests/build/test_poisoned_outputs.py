@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from h5stages.project import SHARED, doit, env, make_project, runs
+from fakestages.project import SHARED, doit, env, make_project, runs
 
 
 def test_output_edited_in_place_is_restored_not_used(tmp_path):

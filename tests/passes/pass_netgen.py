@@ -8,7 +8,7 @@ from google.protobuf import text_format
 from nnbuild.engine import run
 from nnbuild.ir import Graph, Layer
 from nnbuild.shapes import expected_weight_shapes, infer_shapes
-from netgen_h3 import net as structure
+from netgen import net as structure
 
 
 def _weights(layer: Layer, bottoms, rng: np.random.Generator, bn_factor: float) -> list:

@@ -9,6 +9,8 @@ import yaml
 from conftest import IMAGES, MODELS, ROOT
 from nnbuild.caffe import io
 from nnbuild.cli import main
+from nnbuild.passes import patching
+from nnbuild.recipe.spec import RecipeSpec
 from nnbuild.stages import patch as stage
 
 RF = MODELS / "retinaface-mnet25"
@@ -28,8 +30,8 @@ def test_stage_metadata_is_importable_without_heavy_work():
 def test_retinaface_outputs_and_report(tmp_path):
     recipe = base_recipe("_base/retinaface-mnet25.yaml")
     graph = io.load(RF / "mnet.prototxt", RF / "mnet.caffemodel").graph
-    result = stage.patch_model(graph, recipe, [PHOTO])
-    stage.write_outputs(result, tmp_path)
+    result = patching.patch_model(graph, RecipeSpec.from_data(recipe), [PHOTO])
+    patching.write_outputs(result, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "lint.json", "model.caffemodel", "model.prototxt", "patch-report.json"]
     report = json.loads((tmp_path / "patch-report.json").read_text())
@@ -48,7 +50,7 @@ def test_drift_is_blamed_on_the_pass(monkeypatch):
     monkeypatch.setattr(fb, "bn_affine", lambda bn, sc: tuple(v * 1.01 for v in real(bn, sc)))
     recipe = base_recipe("_base/retinaface-mnet25.yaml")
     graph = io.load(RF / "mnet.prototxt", RF / "mnet.caffemodel").graph
-    result = stage.patch_model(graph, recipe, [PHOTO])
+    result = patching.patch_model(graph, RecipeSpec.from_data(recipe), [PHOTO])
     assert result["report"]["check"]["culprit"] == "fold_batchnorm"
     assert str(result["failure"]).startswith("pass fold_batchnorm: changed the network's outputs")
 
@@ -83,12 +85,15 @@ def test_cli_sizes_model(capsys):
 
 
 def test_high_precision_list_appends_mark_high_precision_once():
-    from nnbuild.stages.patch import pass_specs
+    from nnbuild.passes.patching import pass_specs
+
+    def spec(data):
+        return RecipeSpec.from_data({"input": {"color": "RGB"}, **data})
 
     recipe = {"patches": ["set_input_shape"], "quant": {"mode": "mixed", "high_precision": ["c1"]}}
-    assert pass_specs(recipe) == ["set_input_shape", "mark_high_precision"]
+    assert pass_specs(spec(recipe)) == ["set_input_shape", "mark_high_precision"]
     placed = {"patches": [{"mark_high_precision": {"layers": ["c1"]}}, "nnie_order"],
               "quant": {"high_precision": ["c1"]}}
-    assert pass_specs(placed) == placed["patches"]
-    assert pass_specs({"patches": ["set_input_shape"], "quant": {"mode": "int8"}}) == \
+    assert pass_specs(spec(placed)) == placed["patches"]
+    assert pass_specs(spec({"patches": ["set_input_shape"], "quant": {"mode": "int8"}})) == \
         ["set_input_shape"]

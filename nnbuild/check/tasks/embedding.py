@@ -37,6 +37,7 @@ def _cos(a, b) -> float:
 class Embedding:
     """Per-image embedding cosine; same-vs-different separation when pairs are given."""
 
+    ARGS = {"output": None, "pairs": []}  # check.task_args: None = the only output
     GATES = (("min_embedding_cosine", "embedding_cosine_min", "min", 0.95),)
 
     @staticmethod

@@ -12,6 +12,7 @@ from nnbuild.check.tasks.registry import task_metric
 class Raw:
     """Cosine of every network output, float vs quantized."""
 
+    ARGS: dict = {}
     GATES = ()
 
     @staticmethod

@@ -8,6 +8,8 @@ and a table of gate rules:
   ``check.task_args`` plus ``input_hw`` (network input height, width), ``image_name`` and, when
   the check set has ground truth, ``gt_boxes`` (x1, y1, x2, y2 in network-input pixels).
 * ``summarize(per_image, args) -> dict`` — the task's scalar metrics over all images.
+* ``ARGS``: ``{name: default}`` of the ``check.task_args`` the task reads (``COMMON_ARGS`` are
+  accepted for every task); recipes naming any other key are refused at load time.
 * ``GATES``: ``(recipe_key, metric, kind, default)`` rows; ``kind`` is ``"min"`` or ``"max"``;
   a ``None`` default means "only checked when the recipe sets it".
 
@@ -23,6 +25,8 @@ from typing import Callable
 from nnbuild.errors import RecipeError
 
 TASKS: dict[str, type] = {}
+# task_args every task accepts: WIDER ground truth, read by the check stage (gt_boxes).
+COMMON_ARGS = {"ground_truth": None}
 
 # Modules that define tasks (imported on first lookup).
 TASK_MODULES = ("raw", "embedding", "retinaface_metrics", "ultraface", "ssd")
@@ -45,6 +49,8 @@ def task_metric(name: str) -> Callable[[type], type]:
                 raise TypeError(f"task metric {name!r}: bad GATES row {row!r}")
         if not hasattr(cls, "GATES"):
             raise TypeError(f"task metric {name!r}: {cls.__name__} has no GATES")
+        if not isinstance(getattr(cls, "ARGS", None), dict):
+            raise TypeError(f"task metric {name!r}: {cls.__name__} has no ARGS dict")
         TASKS[name] = cls
         return cls
     return register

@@ -13,13 +13,16 @@ from nnbuild.check.tasks import matching
 from nnbuild.check.tasks.registry import task_metric
 
 
+ARGS = {"score_threshold": 0.5, "nms_iou": 0.4}  # check.task_args and their defaults
+
+
 def detections(outputs: dict, args: dict) -> list[dict]:
     """Decoded faces as ``{"box", "score", "landmarks"}`` dicts in network-input pixels."""
     from nnbuild.check.tasks import retinaface
 
     faces = retinaface.decode(outputs, tuple(args["input_hw"]),
-                              score_threshold=float(args.get("score_threshold", 0.5)),
-                              nms_iou=float(args.get("nms_iou", 0.4)))
+                              score_threshold=float(args.get("score_threshold", ARGS["score_threshold"])),
+                              nms_iou=float(args.get("nms_iou", ARGS["nms_iou"])))
     return [_as_dict(face) for face in faces]
 
 
@@ -34,6 +37,7 @@ def _as_dict(face) -> dict:
 class RetinaFace:
     """Detections, landmarks and scores of the quantized model against the float model."""
 
+    ARGS = ARGS
     GATES = (("min_recall_vs_float", "recall_vs_float", "min", 0.9),
              ("max_box_px", "mean_box_px", "max", 4.0),
              ("max_landmark_px", "mean_landmark_px", "max", 3.0))

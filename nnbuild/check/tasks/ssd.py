@@ -26,8 +26,11 @@ def detections(rows: np.ndarray, input_hw: tuple, threshold: float) -> list[dict
     return [{"box": (r[3:7] * scale).tolist(), "score": float(r[2])} for r in keep]
 
 
+ARGS = {"output": "detection_out", "score_threshold": 0.5}  # check.task_args, defaults
+
+
 def _rows(outputs: dict, args: dict) -> np.ndarray:
-    name = args.get("output", "detection_out")
+    name = args.get("output", ARGS["output"])
     if name not in outputs:
         raise RecipeError("check.task_args.output", f"no output {name!r} for the ssd task",
                           expected="one of " + ", ".join(outputs), got=name,
@@ -39,12 +42,13 @@ def _rows(outputs: dict, args: dict) -> np.ndarray:
 class Ssd:
     """Float vs quantized SSD detections: recall/precision at IoU 0.5, box error in pixels."""
 
+    ARGS = ARGS
     GATES = (("min_recall_vs_float", "recall_vs_float", "min", 0.9),
              ("max_box_px", "mean_box_px", "max", 4.0))
 
     @staticmethod
     def per_image(float_out: dict, quant_out: dict, args: dict) -> dict:
-        thr = float(args.get("score_threshold", 0.5))
+        thr = float(args.get("score_threshold", ARGS["score_threshold"]))
         f = detections(_rows(float_out, args), args["input_hw"], thr)
         q = detections(_rows(quant_out, args), args["input_hw"], thr)
         return matching.agreement(f, q)

@@ -61,16 +61,21 @@ def decode(scores: np.ndarray, boxes: np.ndarray, input_hw: tuple, *, score_thre
     return [{"box": corner[i].tolist(), "score": float(scores[i])} for i in kept]
 
 
+ARGS = {"score_threshold": 0.7, "nms_iou": 0.3, "top_k": 200}  # check.task_args, defaults
+
+
 def _decode(outputs: dict, args: dict) -> list[dict]:
     return decode(outputs["scores"], outputs["boxes"], tuple(args["input_hw"]),
-                  score_threshold=float(args.get("score_threshold", 0.7)),
-                  nms_iou=float(args.get("nms_iou", 0.3)), top_k=int(args.get("top_k", 200)))
+                  score_threshold=float(args.get("score_threshold", ARGS["score_threshold"])),
+                  nms_iou=float(args.get("nms_iou", ARGS["nms_iou"])),
+                  top_k=int(args.get("top_k", ARGS["top_k"])))
 
 
 @task_metric("ultraface")
 class UltraFace:
     """Float vs quantized UltraFace detections after the model's own decoding."""
 
+    ARGS = ARGS
     GATES = (("min_recall_vs_float", "recall_vs_float", "min", 0.9),
              ("max_box_px", "mean_box_px", "max", 4.0))
 

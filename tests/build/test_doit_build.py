@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from h5stages.project import ROOT, doit, env, make_project, runs
+from fakestages.project import ROOT, doit, env, make_project, runs
 
 
 def _set_count(proj, name, count):
@@ -84,10 +84,10 @@ def test_list_shows_stages_and_parallel_build(tmp_path):
 def test_missing_stage_module_is_one_clear_line(tmp_path):
     # A misspelt stage module used to be skipped silently (with every stage needing it).
     proj = make_project(tmp_path)
-    e = env(tmp_path, stages="nnbuild.stages.fetch,h5stages.not_there,h5stages.digest")
+    e = env(tmp_path, stages="nnbuild.stages.fetch,fakestages.not_there,fakestages.digest")
     result = doit(proj, "build", "pnet-small", env=e)
     assert result.returncode == 2, result.stderr
-    assert "NNBUILD_STAGES: stage module 'h5stages.not_there' does not exist" in result.stderr
+    assert "NNBUILD_STAGES: stage module 'fakestages.not_there' does not exist" in result.stderr
     assert "Traceback" not in result.stderr
 
 

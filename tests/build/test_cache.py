@@ -12,8 +12,8 @@ from nnbuild.commands.cache import gc, parse_size, stats
 from nnbuild.errors import CacheError, NNBuildError
 from nnbuild.recipe.load import Recipe
 from nnbuild.build.runner import Pipeline, keyable
-from h5stages import digest, package, slow
-from h5stages.project import MIRROR
+from fakestages import digest, package, slow
+from fakestages.project import MIRROR
 
 
 def test_canonical_json_ignores_key_order_and_spacing():
@@ -78,7 +78,7 @@ def test_corrupt_or_partial_entry_is_a_reported_miss(tmp_path, text):
 def _pipeline(tmp_path, monkeypatch):
     monkeypatch.setenv("NNBUILD_MIRROR", MIRROR)
     monkeypatch.setenv("NNBUILD_OFFLINE", "1")
-    monkeypatch.delenv("H5_RUN_LOG", raising=False)
+    monkeypatch.delenv("FAKE_RUN_LOG", raising=False)
     from nnbuild.stages import fetch
 
     modules = {"fetch": fetch, "digest": digest, "slow": slow, "package": package}
@@ -91,7 +91,7 @@ def _recipe(shape=(1, 3, 12, 12), count=2, description="x"):
     source = {k: {"url": f"https://example.invalid/det1.{k}", "sha256": v} for k, v in sha.items()}
     return Recipe("pnet", "/nowhere/pnet.yaml", {
         "schema_version": 1, "description": description, "source": source,
-        "input": {"shape": list(shape)}, "calibration": {"count": count}})
+        "input": {"shape": list(shape), "color": "RGB"}, "calibration": {"count": count}})
 
 
 def test_keys_change_exactly_for_the_stages_that_read_a_field(tmp_path, monkeypatch):
@@ -130,7 +130,7 @@ def test_recorded_failure_is_cached_and_raised_again(tmp_path, monkeypatch):
     pipe = _pipeline(tmp_path, monkeypatch)
     import types
 
-    gate = types.ModuleType("h5gate")
+    gate = types.ModuleType("fakegate")
     gate.NAME, gate.NEEDS, gate.READS = "gate", ("fetch",), ()
     calls = []
 
@@ -194,8 +194,8 @@ def test_stages_that_write_the_recipe_name_key_on_it(tmp_path, monkeypatch):
     for uses_name in (True, False):
         pipe = Pipeline(Cache(tmp_path / f"c{uses_name}"), tmp_path / "dist",
                         {"named": stage(uses_name)})
-        a = Recipe("a", "/x/a.yaml", {"input": {"shape": [1, 3, 8, 8]}})
-        b = Recipe("b", "/x/b.yaml", {"input": {"shape": [1, 3, 8, 8]}})
+        a = Recipe("a", "/x/a.yaml", {"input": {"shape": [1, 3, 8, 8], "color": "RGB"}})
+        b = Recipe("b", "/x/b.yaml", {"input": {"shape": [1, 3, 8, 8], "color": "RGB"}})
         same = pipe.key_doc(a, "named")[0] == pipe.key_doc(b, "named")[0]
         assert same is not uses_name
         if uses_name:

@@ -34,7 +34,7 @@ def members(archive) -> dict[str, bytes]:
         return {m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in tar if m.isfile()}
 
 
-GOLDEN_CFG = pathlib.Path(__file__).parent / "golden" / "cfg"
+GOLDEN_CFG = pathlib.Path(__file__).parent.parent / "golden" / "cfg"
 
 
 @pytest.fixture(scope="session")
@@ -263,17 +263,16 @@ def test_every_decodable_package_holds_c_that_matches_the_python_decoder(zoo, tm
     C, compiled with -Werror, decodes the simulator's outputs of two check photos exactly as
     the Python decoder (tests/board/hostcheck.py); packages of raw tasks hold no C."""
     from board import cc
-    from board.hostcheck import check_package, outputs_of
+    from board.hostcheck import check_package, outputs_of, spec_of
 
-    from nnbuild.board import has_decoder
-    from nnbuild.recipe.load import load_merged
+    from nnbuild.board.generate import has_decoder
 
     proj, names, first = zoo
     assert first.returncode == 0, first
     checked = []
     for name in names:
-        recipe = load_merged(proj / "recipes" / f"{name}.yaml")
-        task = recipe["check"]["task"]
+        recipe = spec_of(proj / "recipes" / f"{name}.yaml")
+        task = recipe.check.task
         files = [f for f in members(proj / "dist" / f"{name}.tar.gz")
                  if f.startswith("postprocess/")]
         if not has_decoder(task):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import MODELS
-from netgen_h3 import net, one
+from netgen import net, one
 
 from nnbuild.nnie.chips import CHIPS, get_chip
 from nnbuild.errors import RecipeError

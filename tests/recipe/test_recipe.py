@@ -9,7 +9,7 @@ import pytest
 from nnbuild.recipe import load as recipe
 from nnbuild.build.cache import Cache
 from nnbuild.errors import RecipeError
-from h5stages.project import ROOT, env
+from fakestages.project import ROOT, env
 
 
 def write(folder, name, text):
@@ -44,7 +44,7 @@ def test_zoo_recipe_resolves_extends_chain_and_paths():
 
 def test_paths_are_relative_to_the_file_that_states_them(tmp_path):
     write(tmp_path, "recipes/_base/b.yaml", "schema_version: 1\n" + SOURCE +
-          "input: {shape: [1, 3, 8, 8]}\ncalibration: {images: [../img/a.jpg], count: 1}\n")
+          "input: {shape: [1, 3, 8, 8], color: RGB}\ncalibration: {images: [../img/a.jpg], count: 1}\n")
     write(tmp_path, "recipes/r.yaml", "extends: _base/b.yaml\ncheck: {images: [c.jpg]}\n")
     data = recipe.load("r", tmp_path / "recipes").data
     base = tmp_path / "recipes" / "_base"
@@ -59,7 +59,7 @@ def test_portable_paths_are_root_relative_even_outside_the_root(tmp_path):
     """What a package records: no absolute path, whether inside the project or beside it."""
     proj = tmp_path / "proj"
     write(tmp_path, "outside/b.yaml", "schema_version: 1\n" + SOURCE +
-          "input: {shape: [1, 3, 8, 8]}\ncalibration: {images: [../shared/a.jpg], count: 1}\n"
+          "input: {shape: [1, 3, 8, 8], color: RGB}\ncalibration: {images: [../shared/a.jpg], count: 1}\n"
           "check: {images: {manifest: list.txt}}\n")
     write(proj, "recipes/r.yaml", "extends: ../../outside/b.yaml\n"
           "description: a text that names %s/x without being a path\n" % proj +
@@ -75,13 +75,13 @@ def test_portable_paths_are_root_relative_even_outside_the_root(tmp_path):
 
 def test_matrix_expands_with_documented_names(tmp_path):
     write(tmp_path, "recipes/rf.yaml", "schema_version: 1\n" + SOURCE + textwrap.dedent("""\
-        input: {shape: [1, 3, 8, 8]}
+        input: {shape: [1, 3, 8, 8], color: RGB}
         matrix:
           input.shape: {"512": [1, 3, 512, 512], "640": [1, 3, 640, 640]}
           quant.mode: [int8, int16]
         """))
     write(tmp_path, "recipes/sz.yaml", "schema_version: 1\n" + SOURCE +
-          "input: {}\nmatrix: {input.shape: [[1, 3, 32, 48]]}\n")
+          "input: {color: RGB}\nmatrix: {input.shape: [[1, 3, 32, 48]]}\n")
     found = recipe.load_all(tmp_path / "recipes")
     assert sorted(found) == ["rf-512-int16", "rf-512-int8", "rf-640-int16", "rf-640-int8",
                              "sz-1x3x32x48"]
@@ -93,7 +93,7 @@ def test_matrix_expands_with_documented_names(tmp_path):
 
 def test_schema_messages_one_line_per_problem(tmp_path):
     path = write(tmp_path, "recipes/x.yaml", "schema_version: 1\n" + SOURCE + textwrap.dedent("""\
-        input: {shape: [1, 3, 8, 8]}
+        input: {shape: [1, 3, 8, 8], color: RGB}
         quant: {mode: int4, high_precison: [conv1]}
         patches: [set_input_shape, remove_crops]
         """))
@@ -150,7 +150,7 @@ def test_validation_is_cached_by_content(tmp_path):
 
 def test_new_recipe_extends_the_source(tmp_path):
     write(tmp_path, "recipes/base.yaml", "schema_version: 1\n" + SOURCE +
-          "input: {shape: [1, 3, 8, 8]}\nmatrix: {quant.mode: [int8, int16]}\n")
+          "input: {shape: [1, 3, 8, 8], color: RGB}\nmatrix: {quant.mode: [int8, int16]}\n")
     path = recipe.new_recipe("mine", "base-int16", tmp_path / "recipes")
     mine = recipe.load("mine", tmp_path / "recipes").data
     other = recipe.load("base-int16", tmp_path / "recipes").data
@@ -167,6 +167,6 @@ def test_cli_validate_exit_2_and_nothing_in_cache(tmp_path):
                             capture_output=True, text=True, env=env(tmp_path))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "nnbuild: error: recipes/x.yaml: input.color: expected one of RGB, BGR, GRAY, got 'RGBA'"
+        "nnbuild: error: recipes/x.yaml: input.color: expected one of RGB, BGR, got 'RGBA'"
         " (did you mean 'RGB'?)"]
     assert not (tmp_path / "cache").exists()

@@ -12,7 +12,7 @@ def run(ctx):
     """Compress slow's done.txt into ``<recipe>.tar.gz`` (content only matters for the test)."""
     data = (ctx.upstream("slow") / "done.txt").read_bytes()
     (ctx.out / f"{ctx.name}.tar.gz").write_bytes(gzip.compress(data, mtime=0))
-    log = os.environ.get("H5_RUN_LOG")
+    log = os.environ.get("FAKE_RUN_LOG")
     if log:
         with open(log, "a") as handle:
             handle.write(f"{ctx.stage}:{ctx.name}\n")

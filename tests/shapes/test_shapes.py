@@ -6,7 +6,7 @@ import math
 
 import pytest
 from conftest import MODELS
-from netgen_h3 import net, one, with_blobs
+from netgen import net, one, with_blobs
 
 from nnbuild.errors import ModelError, ShapeError, UnsupportedLayerError
 from nnbuild.shapes import infer_shapes, shape_fn

@@ -6,7 +6,7 @@ import math
 
 import pytest
 from conftest import MODELS
-from netgen_h3 import one
+from netgen import one
 
 from nnbuild.shapes import infer_shapes
 from nnbuild.shapes.stats import graph_stats, layer_macs, totals

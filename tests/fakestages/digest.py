@@ -20,7 +20,7 @@ def run(ctx):
 def _count(ctx):
     import os
 
-    log = os.environ.get("H5_RUN_LOG")
+    log = os.environ.get("FAKE_RUN_LOG")
     if log:
         with open(log, "a") as handle:
             handle.write(f"{ctx.stage}:{ctx.name}\n")

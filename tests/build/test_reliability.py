@@ -10,7 +10,7 @@ import time
 
 from nnbuild.build.cache import Cache
 from nnbuild.hashing import sha256_file
-from h5stages.project import doit, env, make_project, runs
+from fakestages.project import doit, env, make_project, runs
 
 
 def _assert_cache_sound(proj):

@@ -19,7 +19,7 @@ def run(ctx):
             (digest + str(index)).encode() * 4096)
         time.sleep(pause)
     (ctx.out / "done.txt").write_text(f"{count}\n")
-    log = os.environ.get("H5_RUN_LOG")
+    log = os.environ.get("FAKE_RUN_LOG")
     if log:
         with open(log, "a") as handle:
             handle.write(f"{ctx.stage}:{ctx.name}\n")

@@ -11,7 +11,7 @@ from nnbuild import hashing
 from nnbuild.build import fetch
 from nnbuild.build.cache import Cache
 from nnbuild.errors import FetchError, RecipeError
-from h5stages.project import SHARED
+from fakestages.project import SHARED
 
 MNET = SHARED / "models" / "retinaface-mnet25" / "mnet.prototxt"
 MNET_SHA = "100f7698e3588cf888bd87b8d14398d23cba24ff1604af1edd171509a035221e"

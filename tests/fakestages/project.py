@@ -11,7 +11,7 @@ TESTS = pathlib.Path(__file__).resolve().parent.parent
 ROOT = TESTS.parent
 SHARED = ROOT.parent / "shared"
 MIRROR = os.pathsep.join([str(SHARED / "models"), str(SHARED / "images")])
-TEST_STAGES = "nnbuild.stages.fetch,h5stages.digest,h5stages.slow,h5stages.package"
+TEST_STAGES = "nnbuild.stages.fetch,fakestages.digest,fakestages.slow,fakestages.package"
 
 
 def make_project(tmp: pathlib.Path, recipes=("mnet-small", "pnet-small")) -> pathlib.Path:
@@ -28,7 +28,7 @@ def make_project(tmp: pathlib.Path, recipes=("mnet-small", "pnet-small")) -> pat
 def env(tmp: pathlib.Path, stages: str = TEST_STAGES, **extra) -> dict:
     """Environment for subprocess builds: mirrors, offline, test stage modules, a run log."""
     out = dict(os.environ, NNBUILD_MIRROR=MIRROR, NNBUILD_OFFLINE="1", NNBUILD_STAGES=stages,
-               H5_RUN_LOG=str(tmp / "runs.log"),
+               FAKE_RUN_LOG=str(tmp / "runs.log"),
                PYTHONPATH=os.pathsep.join([str(TESTS), str(ROOT)]))
     out.pop("NNBUILD_ROOT", None)
     out.pop("NNBUILD_CACHE", None)

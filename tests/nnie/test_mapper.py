@@ -14,8 +14,9 @@ from nnbuild import preprocess as pp
 from nnbuild.errors import MapperError
 from nnbuild.nnie import cfg as nc
 from nnbuild.nnie import mapper as nm
+from nnbuild.recipe.spec import RecipeSpec
 
-STANDIN = pathlib.Path(__file__).parent / "fakes" / "nnie_mapper_12_standin.py"
+STANDIN = pathlib.Path(__file__).parent.parent / "fakes" / "nnie_mapper_12_standin.py"
 RECIPE = {"input": {"color": "RGB", "mean": [127, 127, 127], "scale": 0.0078125},
           "calibration": {"count": 2}, "quant": {"mode": "int8"}, "target": {"chip": "hi3516dv300"}}
 
@@ -46,7 +47,7 @@ def package(tmp_path):
         rgb = pp.load_uint8(IMAGES / "photos" / name, (240, 320))
         files.append(pp.write_planar_bgr(rgb, root / "images" / f"{i:03d}.bgr"))
     pp.write_image_list(files, root / "image_list.txt", relative_to=root)
-    for fname, text in nc.make_cfg(RECIPE, instruction_name="slim").items():
+    for fname, text in nc.make_cfg(RecipeSpec.from_data(RECIPE), instruction_name="slim").items():
         (root / fname).write_text(text)
     return root
 
@@ -119,7 +120,8 @@ def test_find_mapper(standin, tmp_path, monkeypatch):
     monkeypatch.setenv(nm.ENV_VAR, str(standin))
     assert nm.find_mapper(None) == standin
     other = make_exe(tmp_path, "mapper_from_recipe", "exit 0")
-    assert nm.mapper_for_recipe({"mapper": {"path": str(other)}}) == other  # the recipe wins
+    assert nm.mapper_for_recipe(RecipeSpec.from_data(
+        {"input": {"color": "RGB"}, "mapper": {"path": str(other)}})) == other  # the recipe wins
     with pytest.raises(MapperError, match="wrong mapper version for hi3559av100.*nnie_mapper_11"):
         nm.find_mapper(None, chip="hi3559av100")
     eleven = make_exe(tmp_path, "nnie_mapper_11", "exit 0")
