@@ -41,16 +41,16 @@ def module_path(name: str, root: Path = PACKAGE_DIR) -> Path | None:
     parts = name.split(".")
     if parts[0] != PACKAGE:
         return None
-    base = root.joinpath(*parts[1:])
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
+    base = os.path.join(str(root), *parts[1:])
+    for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+        if os.path.isfile(candidate):
+            return Path(candidate)
     return None
 
 
 def module_name(path: Path, root: Path = PACKAGE_DIR) -> str:
     """Dotted name of a source file below the package directory ``root``."""
-    rel = path.resolve().relative_to(root.parent).with_suffix("")
+    rel = path.relative_to(root.parent).with_suffix("")
     parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
     return ".".join(parts)
 
@@ -111,15 +111,24 @@ class Fingerprints:
         self._table: dict[str, dict] | None = None
         self._dirty = False
         self._closures: dict[str, tuple[list[Path], list[str]]] = {}
+        self._nodes: dict[str, tuple[Path, str, dict] | None] = {}
+        self._shas: dict[str, str] = {}  # file -> sha256, once per process
         self._prints: dict[str, dict] = {}
 
     # -- imports of one file ---------------------------------------------------------------------
+    def _sha(self, path: Path) -> str:
+        key = str(path)
+        if key not in self._shas:
+            self._shas[key] = self.stats.sha256(key)
+        return self._shas[key]
+
     def _imports(self, path: Path) -> dict:
-        digest = self.stats.sha256(path)
+        digest = self._sha(path)
         table = self._load()
         hit = table.get(digest)
         if hit is None:
-            name = module_name(path, self.root) if path.is_relative_to(self.root) else path.stem
+            inside = path.is_relative_to(self.root)
+            name = module_name(path, self.root) if inside else path.stem
             hit = read_imports(path.read_text(encoding="utf-8"), name, path.name == "__init__.py")
             table[digest] = hit
             self._dirty = True
@@ -147,30 +156,45 @@ class Fingerprints:
         self._dirty = False
 
     # -- closure -----------------------------------------------------------------------------------
+    def _node(self, name: str, is_root: bool) -> tuple[Path, str, dict] | None:
+        """(file, dotted name, imports) of module ``name``, memoised per process."""
+        if name not in self._nodes:
+            path = module_path(name, self.root) or (_foreign_path(name) if is_root else None)
+            if path is None:
+                self._nodes[name] = None
+            else:
+                inside = path.is_relative_to(self.root)
+                self._nodes[name] = (path, module_name(path, self.root) if inside else "",
+                                     self._imports(path))
+        return self._nodes[name]
+
     def closure(self, root: str) -> tuple[list[Path], list[str]]:
         """``(source files, third-party names)`` reachable from module ``root``, sorted."""
         if root in self._closures:
             return self._closures[root]
-        seen: dict[Path, None] = {}
+        seen: dict[str, Path] = {}
         external: set[str] = set()
         todo = [root]
         while todo:
             name = todo.pop()
-            path = module_path(name, self.root) or (_foreign_path(name) if name == root else None)
-            if path is None or path in seen:
+            node = self._node(name, name == root)
+            if node is None or str(node[0]) in seen:
                 continue
-            seen[path] = None
-            found = self._imports(path)
+            path, dotted, found = node
+            seen[str(path)] = path
             external.update(found["external"])
             todo.extend(found["modules"])
-            if path.is_relative_to(self.root):
-                todo.extend(_parents(module_name(path, self.root)))
-            if found["dynamic"] and path.is_relative_to(self.root):
-                todo.extend(module_name(p, self.root) for p in sorted(path.parent.rglob("*.py"))
-                            if "__pycache__" not in p.parts)
-        result = (sorted(seen), sorted(external))
+            if dotted:  # inside the package: its parents run too, registries pull in siblings
+                todo.extend(_parents(dotted))
+                if found["dynamic"]:
+                    todo.extend(self._siblings(path))
+        result = ([seen[k] for k in sorted(seen)], sorted(external))
         self._closures[root] = result
         return result
+
+    def _siblings(self, path: Path) -> list[str]:
+        return [module_name(p, self.root) for p in sorted(path.parent.rglob("*.py"))
+                if "__pycache__" not in p.parts]
 
     def of(self, root: str) -> dict:
         """The code fingerprint of ``root``: ``{"files": {relpath: sha256}, "libraries": {...}}``.
@@ -181,7 +205,7 @@ class Fingerprints:
         if root not in self._prints:
             files, external = self.closure(root)
             self._prints[root] = {
-                "files": {_label(p, self.root): self.stats.sha256(p) for p in files},
+                "files": {_label(p, self.root): self._sha(p) for p in files},
                 "libraries": library_versions(external)}
         return self._prints[root]
 
@@ -204,7 +228,8 @@ def _foreign_path(name: str) -> Path | None:
 
 
 def _label(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix() if path.is_relative_to(root) else f"<{path.name}>"
+    text, prefix = str(path), str(root) + os.sep
+    return text[len(prefix):].replace(os.sep, "/") if text.startswith(prefix) else f"<{path.name}>"
 
 
 def _parents(name: str) -> list[str]:

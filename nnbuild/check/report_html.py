@@ -161,7 +161,10 @@ def render_html(report: dict, image_loader: Loader | None = None) -> str:
             the network saw it (after resizing; width/height are the network input's, the
             coordinates of the detections), or None. Without it no overlays are drawn.
     """
-    body = "".join([summary(report), layer_chart(report), thumbnails(report, image_loader),
+    from nnbuild.check import latency_report
+
+    body = "".join([summary(report), latency_report.section(report), layer_chart(report),
+                    thumbnails(report, image_loader),
                     worst_layers(report), histograms(report), inputs(report)])
     title = html.escape(f"nnbuild report: {report.get('recipe', '')}")
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -122,7 +122,7 @@ def build(ctx, jobs: Sequence, results: Sequence[dict], hashes: dict[str, str]) 
         "images": [{"name": j.task_args["image_name"], "sha256": hashes[j.image]} for j in jobs],
         "outputs": outputs, "layers": layers, "first_divergent_layer": first,
         "sensitivity": ranking, "suggested_hp": suggested, "task": task,
-        "latency": latency(ctx), "inputs": _inputs(job, hashes),
+        "latency": latency(ctx), "inputs": _inputs(job, hashes), "wk": wk_section(ctx),
         "histograms": histograms(graph, plan, layers, results)}
 
 
@@ -134,6 +134,13 @@ def _inputs(job, hashes: dict[str, str]) -> dict:
     return {name: hashes[path] for name, path in named.items()}
 
 
+def wk_section(ctx) -> dict | None:
+    """verify-wk of a real mapper's .wk (map stage ``wk-verify.json``), None without one."""
+    from nnbuild.nnie.wk.stagecheck import report_section
+
+    return report_section(ctx.upstream("map"))
+
+
 def latency(ctx) -> dict | None:
     """The map stage's cost-model estimate from quant.json, when it wrote one."""
     path = ctx.upstream("map") / "quant.json"
@@ -143,8 +150,13 @@ def latency(ctx) -> dict | None:
     cost = data.get("cost")
     if not isinstance(cost, dict) or cost.get("latency_ms") is None:
         return None
+    layers = [{"name": r["name"], "ms": round(float(r["ms"]), 5), "bits": r.get("bits"),
+               "bound": r.get("bound")} for r in cost.get("layers") or [] if r.get("ms")]
     return {"chip": cost.get("chip", data.get("chip")), "ms": float(cost["latency_ms"]),
-            "mode": data.get("mode"), "fitted_to": cost.get("fitted_to")}
+            "mode": data.get("mode"), "fitted_to": cost.get("fitted_to"), "estimate": True,
+            "totals": cost.get("totals"), "uncertainty": cost.get("uncertainty"),
+            "uncertainty_all": cost.get("uncertainty_all"),
+            "layers": layers}
 
 
 def write_html(ctx, report: dict, jobs: Sequence) -> None:

@@ -10,6 +10,7 @@ import argparse
 import pathlib
 
 from nnbuild.errors import RecipeError
+from nnbuild.nnie.chips import DEFAULT_CHIP
 
 
 def register(subparsers) -> None:
@@ -28,7 +29,7 @@ def register(subparsers) -> None:
     p.add_argument("--mean", default="0,0,0", help="per-channel mean, e.g. 104,117,123")
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--tolerance", type=float, default=1e-4)
-    p.add_argument("--chip", default="hi3516dv300")
+    p.add_argument("--chip", default=DEFAULT_CHIP)
     p.add_argument("-o", "--out", type=pathlib.Path, required=True, help="output directory")
     p.set_defaults(func=main)
 

@@ -27,6 +27,12 @@ def register(subparsers) -> None:
                         help="check images to simulate (default 2)")
     parser.add_argument("--width", type=int, default=4,
                         help="candidates tried per greedy step (default 4)")
+    parser.add_argument("--budget-ms",
+                        help="estimated latency budget instead of a layer count: ms (20) or "
+                             "ms over all-8-bit (+2); layers chosen by cosine gained per ms")
+    parser.add_argument("--front", help="with --budget-ms: write the sets tried (worst output "
+                                        "cosine vs estimated ms) to this file: JSON, or an "
+                                        "inline-SVG plot if it ends in .html")
     parser.add_argument("-o", "--output", help="also write the diff to this file")
     parser.set_defaults(func=main)
 
@@ -68,6 +74,8 @@ def main(args: argparse.Namespace) -> int:
     graph = io.load(patch / "model.prototxt", patch / "model.caffemodel").graph
     ranges = Ranges.load(stage_dir(recipe.name, "calibrate") / "ranges.json")
     scorer = suggest.SimScorer(graph, ranges, check_feeds(recipe, graph, args.images))
+    if args.budget_ms is not None:
+        return _by_latency(args, recipe, graph, scorer)
     budget = suggest.parse_budget(args.budget, len(scorer.candidates))
     result = suggest.search(scorer.score, scorer.candidates, budget, full=scorer.full(),
                             width=args.width)
@@ -75,11 +83,49 @@ def main(args: argparse.Namespace) -> int:
           f"in 16-bit (budget {budget})", file=sys.stderr)
     print(f"# mean output cosine: int8 {result.base:.4f} -> {result.score:.4f} "
           f"(int16 {result.full:.4f}; {100 * result.fraction:.0f}% of the way)", file=sys.stderr)
+    _write_diff(args, recipe, result.layers)
+    return 0
+
+
+def _write_diff(args, recipe, layers) -> None:
+    from nnbuild.recipe import load as recipes
+    from nnbuild.check import suggest
+
     text = recipe.path.read_text(encoding="utf-8")
     rel = recipe.path.relative_to(recipes.project_root())
-    diff = suggest.recipe_diff(str(rel), text, result.layers)
+    diff = suggest.recipe_diff(str(rel), text, layers)
     sys.stdout.write(diff)
     if args.output:
         pathlib.Path(args.output).write_text(diff, encoding="utf-8")
-    return 0
 
+
+def _by_latency(args, recipe, graph, scorer) -> int:
+    """``--budget-ms``: nnbuild.check.suggest_budget's search, the front listed on stderr."""
+    import json
+
+    from nnbuild.check import suggest_budget
+
+    chip = recipe.spec.target.chip
+    base_ms, extra = suggest_budget.extra_ms(graph, scorer.candidates, chip)
+    budget = suggest_budget.parse_budget_ms(args.budget_ms, base_ms)
+    result = suggest_budget.search(lambda hp: min(scorer.cosines(hp).values()),
+                                   scorer.candidates, extra, base_ms, budget, width=args.width)
+    print(f"# {recipe.name}: {len(result.layers)} layers in 16-bit, estimated "
+          f"{result.ms:.2f} ms (all 8-bit {base_ms:.2f}, budget {budget:.2f}); worst output "
+          f"cosine {result.base:.4f} -> {result.score:.4f}", file=sys.stderr)
+    for item in result.front():
+        print(f"#   front: {item['ms']:7.2f} ms  cosine {item['score']:.4f}  "
+              f"{','.join(item['layers']) or '(all 8-bit)'}", file=sys.stderr)
+    if args.front:
+        record = {"recipe": recipe.name, "chip": chip, "budget_ms": budget, "base_ms": base_ms,
+                  "layers": result.layers, "ms": result.ms, "score": result.score,
+                  "front": result.front(), "tried": result.tried}
+        text = json.dumps(record, indent=1) + "\n"
+        if args.front.endswith(".html"):
+            from nnbuild.check.latency_report import front_chart
+
+            text = (f"<!DOCTYPE html><meta charset=\"utf-8\"><title>{recipe.name} front</title>"
+                    + front_chart(result.tried, result.front(), budget))
+        pathlib.Path(args.front).write_text(text, encoding="utf-8")
+    _write_diff(args, recipe, result.layers)
+    return 0

@@ -1,4 +1,4 @@
-"""``nnbuild verify ARCHIVE``: re-check a package against its manifest."""
+"""``nnbuild verify ARCHIVE``: re-check a package against its manifest (and its .wk, if any)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,15 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from nnbuild.archive import verify
+    from nnbuild.archive import read_archive, verify
+    from nnbuild.nnie.wk.package_check import check_package_wk, packaged_wk
 
     for archive in args.archives:
         manifest = verify(archive)
         print(f"{archive}: ok ({len(manifest['files'])} files match manifest.json)")
+        _, contents = read_archive(archive)
+        for name in packaged_wk(contents):   # a real mapper's .wk: inspect-wk + manifest outputs
+            doc = check_package_wk(f"{archive}: {name}", contents[name], manifest)
+            print(f"{archive}: {name} ok (NNIE {doc['nnie']}, {doc['data_width']}-bit, "
+                  f"{len(doc['segments'][-1]['outputs'])} outputs match manifest.json)")
     return 0

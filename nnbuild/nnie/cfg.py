@@ -24,8 +24,12 @@ How each key is chosen (all from nnie-facts.md §2 unless said otherwise):
 * ``compile_mode`` from ``quant.mode``: int8 0, int16 1, mixed 2 (layers named ``*_hp`` in 16-bit).
 * ``batch_num`` = the number of calibration pictures (``calibration.count``), clamped to 1..256:
   the value that uses every picture of ``image_list`` whichever way the mapper reads the key.
-* ``image_type`` 1 (U8 picture), ``net_type`` 0 (CNN), ``sparse_rate`` 0, ``compress_mode`` 0,
+* ``image_type`` 1 (U8 picture), ``net_type`` 0 (CNN), ``sparse_rate`` 0,
   ``is_check_prototxt`` 0, ``is_simulation`` 0 (an "inst" .wk for the chip).
+* ``compress_mode`` from ``mapper.compress``: ``normal`` 0 (default), ``bypass`` 1 — the way to
+  get fully verifiable files from a real mapper: the guide's "Bypass" should store every weight
+  block raw, so ``nnbuild verify-wk`` can compare all of them byte for byte (wk-format.md §4.5;
+  untested on a real mapper).
 * ``internal_stride`` and ``log_level`` from ``mapper`` (defaults 16 and 2, the guide's DDR3 value
   and the example cfg's level).
 * ``instruction_name`` — spelled so, not ``instructions_name`` (every real cfg; §2).
@@ -51,6 +55,8 @@ CFG_NAME = "nnie_mapper.cfg"
 MEAN_NAME = "mean.txt"
 # Recipe quant.mode -> compile_mode (§2).
 COLORS = ("RGB", "BGR")
+# Recipe mapper.compress -> compress_mode (§2: 0 normal, 1 bypass).
+COMPRESS_MODES = {"normal": 0, "bypass": 1}
 # §2: data_scale must lie in (1/4096, FLT_MAX).
 MIN_DATA_SCALE = 1.0 / 4096
 MAX_BATCH = 256
@@ -114,6 +120,16 @@ def _mapper_option(spec, key: str, allowed: Sequence[int]) -> int:
     return int(value)
 
 
+def _compress_mode(spec) -> int:
+    """``mapper.compress``: normal -> 0, bypass -> 1 (§2 compress_mode)."""
+    value = spec.mapper.compress
+    if value not in COMPRESS_MODES:
+        raise RecipeError("mapper.compress", "unknown compress mode",
+                          expected=" | ".join(COMPRESS_MODES), got=value,
+                          hint="bypass stores every weight block raw (fully verifiable .wk)")
+    return COMPRESS_MODES[value]
+
+
 def _batch_num(spec, image_count: int | None) -> int:
     count = image_count if image_count is not None else spec.calibration.count
     if count is None:
@@ -160,7 +176,7 @@ def make_cfg(spec, *, instruction_name: str,
         ("batch_num", _batch_num(spec, image_count)),
         ("sparse_rate", 0),
         ("compile_mode", compile_mode(spec.quant.mode)),
-        ("compress_mode", 0),
+        ("compress_mode", _compress_mode(spec)),
         ("is_simulation", int(bool(is_simulation))),
         ("is_check_prototxt", 0),
         ("log_level", _mapper_option(spec, "log_level", (0, 1, 2, 3))),

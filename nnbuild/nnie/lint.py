@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Iterable, Iterator
 
-from nnbuild.nnie.chips import Chip, get_chip
+from nnbuild.nnie.chips import DEFAULT_CHIP, Chip, get_chip
 from nnbuild.ir import Graph, Layer
 from nnbuild.nnie.segments import (NNIE_TYPES, Segment, cpu_segments, describe_segments,
                                runs_on_cpu)
@@ -64,7 +64,7 @@ def rule(rule_id: str):
     return register
 
 
-def lint(graph: Graph, chip: str | Chip = "hi3516dv300",
+def lint(graph: Graph, chip: str | Chip = DEFAULT_CHIP,
          shapes: dict[str, Shape] | None = None) -> list[Finding]:
     """Run every registered rule on ``graph`` for ``chip``.
 

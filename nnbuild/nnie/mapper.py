@@ -19,6 +19,7 @@ import subprocess
 from typing import Sequence
 
 from nnbuild.errors import MapperError
+from nnbuild.nnie.chips import DEFAULT_CHIP
 
 ENV_VAR = "NNIE_MAPPER"
 LOG_NAME = "mapper.log"
@@ -34,7 +35,7 @@ class MapperResult:
 
 
 def find_mapper(recipe_mapper_path: str | os.PathLike | None = None,
-                chip: str = "hi3516dv300") -> pathlib.Path | None:
+                chip: str = DEFAULT_CHIP) -> pathlib.Path | None:
     """The nnie_mapper to run: the recipe's ``mapper.path``, else ``$NNIE_MAPPER``, else None.
 
     The chip decides the mapper version (nnie-facts.md §1: a .wk for the wrong version fails to

@@ -1,7 +1,9 @@
 """The map stage's quantization record: ``quant.npz`` (integer codes) and ``quant.json`` (readable).
 
 ``quant.npz`` holds, per weighted layer, the NNIE codes of its weights (``nnbuild.nnie.quantize``
-encoding, nnie-facts.md §4) and its range; per stored blob its range and bit width. It is written
+encoding, nnie-facts.md §4; 16-bit codes are the .wk words ``sign << 15 | q << 2``, wk-format.md
+§3) and its range, plus one range per group for grouped/depthwise layers (``weight_ranges/``,
+wk-format.md §4.2); per stored blob its range and bit width. It is written
 with a fixed zip timestamp so equal content gives equal bytes (the package is byte-reproducible).
 ``quant.json`` summarises the same per layer for people: bit width, range, the top level index
 ``k = floor(L * log2(max))`` (L = 16 levels per octave in 8-bit, 128 in 16-bit, §4), and the
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from nnbuild.nnie import quantize as nq
+from nnbuild.nnie.fastquant import group_codes
 from nnbuild.nnie.simulate import Plan
 
 NPZ_DATE = (1980, 1, 1, 0, 0, 0)
@@ -30,16 +33,29 @@ def top_level(max_abs: float, bits: int) -> int | None:
     return nq.top_index(max_abs, bits)
 
 
-def weight_stats(weights: np.ndarray, max_abs: float, bits: int) -> dict:
+def weight_stats(weights: np.ndarray, max_abs: float, bits: int,
+                 group_ranges: np.ndarray | None = None) -> dict:
     """Per-layer numbers for quant.json (from ``nnbuild.nnie.quantize.summary``).
 
+    With ``group_ranges`` (one range per group, wk-format.md §4.2) the fractions are over all
+    groups, each quantized with its own range, and ``groups`` says how many there are.
+
     Returns:
-        ``bits``, ``max``, ``k``, ``zero_fraction`` (non-zero weights that become 0) and
-        ``saturated_fraction`` (weights whose nearest level is above the top, clipped to it).
+        ``bits``, ``max``, ``k``, ``zero_fraction`` (non-zero weights that become 0),
+        ``saturated_fraction`` (weights whose nearest level is above the top, clipped to it) and
+        ``groups`` (number of weight ranges).
     """
-    stats = nq.summary(weights, max_abs, bits)
-    return {"bits": bits, "max": float(max_abs), "k": stats["top_index"],
-            "zero_fraction": stats["flushed_to_zero"], "saturated_fraction": stats["saturated"]}
+    ranges = np.array([max_abs]) if group_ranges is None else np.asarray(group_ranges)
+    parts = np.asarray(weights).reshape(len(ranges), -1)
+    zero = saturated = 0.0
+    for part, m in zip(parts, ranges):
+        stats = nq.summary(part, float(m), bits)
+        zero += stats["flushed_to_zero"] * part.size
+        saturated += stats["saturated"] * part.size
+    size = max(1, parts.size)
+    return {"bits": bits, "max": float(max_abs), "k": top_level(max_abs, bits),
+            "zero_fraction": zero / size, "saturated_fraction": saturated / size,
+            "groups": len(ranges)}
 
 
 def summary(plan: Plan) -> dict[str, Any]:
@@ -49,7 +65,8 @@ def summary(plan: Plan) -> dict[str, Any]:
     for layer in graph.layers:
         if layer.name in plan.weights:
             bits = points.weights[layer.name]
-            stats = weight_stats(layer.blobs[0], plan.weight_max[layer.name], bits)
+            stats = weight_stats(layer.blobs[0], plan.weight_max[layer.name], bits,
+                                 plan.weight_ranges.get(layer.name))
             layers.append({"name": layer.name, "type": layer.type, **stats})
     blobs = [{"name": graph.caffe_name(b), "ssa": b, "bits": bits, "max": plan.blob_max[b],
               "k": top_level(plan.blob_max[b], bits),
@@ -66,8 +83,13 @@ def arrays(plan: Plan) -> dict[str, np.ndarray]:
         if layer.name in plan.weights:
             bits = plan.points.weights[layer.name]
             wmax = plan.weight_max[layer.name]
-            out[f"codes/{layer.name}"] = np.asarray(nq.encode(layer.blobs[0], wmax, bits=bits))
+            ranges = plan.weight_ranges.get(layer.name, np.array([wmax]))
+            # group_codes is bit-exact with nq.encode_weights (tests/nnie), only faster
+            out[f"codes/{layer.name}"] = group_codes(layer.blobs[0], len(ranges), bits,
+                                                     ranges)[0]
             out[f"weight_max/{layer.name}"] = np.float32(wmax)
+            if len(ranges) > 1:
+                out[f"weight_ranges/{layer.name}"] = np.asarray(ranges, dtype=np.float32)
             out[f"weight_bits/{layer.name}"] = np.int32(bits)
     names = list(plan.points.blobs)
     out["blob_names"] = np.array(names, dtype=np.str_)

@@ -4,8 +4,10 @@ Every rule here comes from nnie-facts.md §4 (HiSilicon's GFPQ quantization libr
 mapper shares — it logs the same ``computeNonlinearQuantizationDelta`` — checked bit-exact on
 400,000 random values; MQBench's NNIE docs give the same 8-bit table) or §2/§3 for the output format.
 
-The format is *logarithmic sign-magnitude*, per tensor (per layer, never per channel, §4). For a
-tensor whose calibrated absolute maximum is ``m``, with ``S`` levels per octave and ``Q`` steps:
+The format is *logarithmic sign-magnitude*, per tensor: per layer for activations and dense
+weights (§4), per group for the weights of grouped and depthwise convolutions (rule 6, established
+on the real mapper's files, docs/wk-format.md §4.2). For a tensor whose calibrated absolute
+maximum is ``m``, with ``S`` levels per octave and ``Q`` steps:
 
 ==========  =====  ======  ==========================================================
 bits        S      Q       source
@@ -26,9 +28,16 @@ Rules, in the order they are applied (all §4):
 4. ``|x|`` strictly below half the smallest level *of its sign* becomes 0; everything above the
    top saturates to the top (the clip in rule 3).
 5. Codes (``encode``) are sign + magnitude: 8-bit ``q`` for positives, ``0x80 | q`` for negatives,
-   ``0x80`` is zero (§4). 16-bit follows the same pattern in a uint16 — ``q`` for positives,
-   ``0x8000 | q`` for negatives, ``0x8000`` is zero. That 16-bit layout is nnbuild's choice: where
-   the .wk puts the sign bit of "1.5.7" values is not public, only the level set is.
+   ``0x80`` is zero (§4). 16-bit codes are the words the real mapper stores in a .wk:
+   ``sign << 15 | q << 2`` (wk-format.md §3, "16-bit dense payload", verified on 267 of 271 raw
+   blocks of the 16-bit RetinaFace file), so ``q << 2`` for positives, ``0x8000 | q << 2`` for
+   negatives, ``0x8000`` is zero; the two low bits are always 0.
+6. **Weights of grouped and depthwise convolutions** (and grouped Deconvolutions, e.g. the
+   group-64 upsampling) have **one range per group**: the weights are split along axis 0 into
+   ``group`` equal parts and each part is quantized with its own abs-max (``weight_ranges``,
+   ``quantize_weights``, ``encode_weights``). Source: wk-format.md §4.2 — 1,230 live depthwise
+   channels of the 8-bit RetinaFace file fit only per-channel codes (1,210) or both (20), none
+   only per-layer codes; the 16-bit files agree. Dense layers (group 1) keep one range.
 
 Rounding in rule 3 is round-half-up (``floor(v + 0.5)``). A tie would need ``S*log2(x)`` to be
 exactly a half-integer, i.e. ``x = 2**(odd/(2S))``, which no float can represent, so the choice
@@ -51,6 +60,8 @@ import numpy as np
 FORMATS: dict[int, tuple[int, int]] = {8: (16, 127), 16: (128, 1407)}
 # bits -> (code dtype, sign bit / zero code), rule 5 of the module docstring.
 CODES: dict[int, tuple[type, int]] = {8: (np.uint8, 0x80), 16: (np.uint16, 0x8000)}
+# bits -> left shift of the magnitude inside a code (rule 5: 16-bit words are sign<<15 | q<<2).
+CODE_SHIFT: dict[int, int] = {8: 0, 16: 2}
 # Outputs: int32 with 12 fractional bits, nnie-facts.md §2 ("20.12") and §3 (divide by 4096).
 OUTPUT_FRACTION_BITS = 12
 OUTPUT_SCALE = 1 << OUTPUT_FRACTION_BITS
@@ -191,7 +202,8 @@ def quantize(values, max_abs: float, bits: int = 8) -> np.ndarray:
 def encode(values, max_abs: float, bits: int = 8) -> np.ndarray:
     """Integer codes of ``values`` (rule 5): uint8 for 8-bit, uint16 for 16-bit.
 
-    Positive values give ``q``, negative ones ``SIGN | q``; zero is ``SIGN`` (0x80 / 0x8000).
+    8-bit: positive values give ``q``, negative ones ``0x80 | q``; zero is 0x80. 16-bit: ``q << 2``
+    and ``0x8000 | q << 2``; zero is 0x8000 (the .wk word, wk-format.md §3).
     """
     x = _as_float(values)
     _format(bits)
@@ -199,6 +211,7 @@ def encode(values, max_abs: float, bits: int = 8) -> np.ndarray:
     if not _has_levels(float(max_abs)):
         return np.full(x.shape, sign, dtype=dtype)
     q, negative, zero = _magnitude_index(x, max_abs, bits)
+    q = q << CODE_SHIFT[bits]
     codes = np.where(negative, q | sign, q)
     codes[zero] = sign
     return codes.astype(dtype)
@@ -208,16 +221,19 @@ def decode(codes, max_abs: float, bits: int = 8) -> np.ndarray:
     """Values (float32) of NNIE ``codes`` for a tensor of range ``max_abs``; inverse of ``encode``.
 
     Raises:
-        ValueError: a code's magnitude is above Q (e.g. 16-bit magnitudes 1408..32767).
+        ValueError: a code's magnitude is above Q, or a 16-bit code has its low 2 bits set.
     """
     _, qmax = _format(bits)
     dtype, sign = CODES[bits]
     c = np.asarray(codes).astype(np.int64)
     if not _has_levels(float(max_abs)):
         return np.zeros(c.shape, dtype=np.float32)
-    q = c & (sign - 1)
-    if (q > qmax).any() or (c < 0).any() or (c > np.iinfo(dtype).max).any():
-        raise ValueError(f"NNIE quantizer: {bits}-bit codes must have magnitude <= {qmax}")
+    shift = CODE_SHIFT[bits]
+    q = (c & (sign - 1)) >> shift
+    low = c & ((1 << shift) - 1)
+    if (q > qmax).any() or low.any() or (c < 0).any() or (c > np.iinfo(dtype).max).any():
+        raise ValueError(f"NNIE quantizer: {bits}-bit codes must have magnitude <= {qmax}"
+                         + (" in bits 2..12 (sign << 15 | q << 2)" if shift else ""))
     y = _level_table(max_abs, bits).astype(np.float32)[q]
     negative = (c & sign) != 0
     np.negative(y, out=y, where=negative)
@@ -270,3 +286,69 @@ def output_fixed_point(values) -> np.ndarray:
     deltas by 4096.f, §3).
     """
     return (output_codes(values).astype(np.float64) / OUTPUT_SCALE).astype(np.float32)
+
+
+def _groups(weights: np.ndarray, groups: int) -> np.ndarray:
+    """``weights`` as (groups, -1): axis 0 split into ``groups`` equal parts (rule 6)."""
+    if not isinstance(groups, (int, np.integer)) or groups < 1 or weights.ndim == 0 \
+            or weights.shape[0] % groups:
+        raise ValueError(f"NNIE quantizer: groups must be a positive divisor of the weights' "
+                         f"first dimension, got {groups!r} for shape {weights.shape}")
+    return weights.reshape(int(groups), -1)
+
+
+def weight_ranges(weights, groups: int = 1) -> np.ndarray:
+    """Rule 6: the abs-max of each of the ``groups`` parts of ``weights`` (float64, one per group).
+
+    ``groups`` is the layer's ``group`` (1 for dense layers: one range, §4; depthwise: one per
+    channel, wk-format.md §4.2).
+    """
+    parts = _groups(_as_float(weights), groups)
+    if parts.shape[1] == 0:
+        return np.zeros(parts.shape[0], dtype=np.float64)
+    return np.max(np.abs(parts), axis=1).astype(np.float64)
+
+
+def _per_group(function, weights, groups: int, bits: int, ranges):
+    x = _as_float(weights)
+    parts = _groups(x, groups)
+    ranges = weight_ranges(x, groups) if ranges is None else np.atleast_1d(
+        np.asarray(ranges, dtype=np.float64))
+    if ranges.shape != (parts.shape[0],):
+        raise ValueError(f"NNIE quantizer: expected {parts.shape[0]} group range(s), "
+                         f"got {ranges.shape}")
+    # Groups whose ranges share the top index k (rule 1) have the same levels, so they are
+    # quantized together, with any of their ranges (a speed-up only: the result is per group).
+    keys = [top_index(float(m), bits) if _has_levels(float(m)) else None for m in ranges]
+    out = None
+    for key in dict.fromkeys(keys):
+        rows = [i for i, k in enumerate(keys) if k == key]
+        part = function(parts[rows], float(ranges[rows[0]]), bits)
+        if out is None:
+            out = np.empty(parts.shape, dtype=part.dtype)
+        out[rows] = part
+    return out.reshape(x.shape)
+
+
+def quantize_weights(weights, groups: int = 1, bits: int = 8, ranges=None) -> np.ndarray:
+    """Rule 6: ``quantize`` each group of ``weights`` with its own range (float32 out).
+
+    Args:
+        weights: the layer's ``blobs[0]`` (axis 0 = output channels, or input channels for
+            Deconvolution; either way the axis Caffe splits into groups).
+        groups: the layer's ``group`` (1 = one range for the layer).
+        bits: 8 or 16.
+        ranges: one range per group (default: ``weight_ranges(weights, groups)``).
+    """
+    return _per_group(quantize, weights, groups, bits, ranges).astype(np.float32)
+
+
+def encode_weights(weights, groups: int = 1, bits: int = 8, ranges=None) -> np.ndarray:
+    """Rule 6: ``encode`` each group with its own range (uint8 / uint16 codes)."""
+    return _per_group(encode, weights, groups, bits, ranges)
+
+
+def decode_weights(codes, ranges, groups: int = 1, bits: int = 8) -> np.ndarray:
+    """Inverse of ``encode_weights`` for the given per-group ``ranges``."""
+    return _per_group(lambda part, m, b: decode(part, m, b), np.asarray(codes), groups, bits,
+                      ranges).astype(np.float32)

@@ -2,8 +2,9 @@
 
 Where NNIE rounds (nnie-facts.md §2, §4, and the reasoning behind each choice):
 
-* **Weights** of every Convolution, Deconvolution and InnerProduct layer, one range per layer
-  (per-layer, not per-channel quantization, §4). Biases are not quantized to 8/16 bits: the
+* **Weights** of every Convolution, Deconvolution and InnerProduct layer: one range per layer
+  (§4), except grouped and depthwise Convolution/Deconvolution layers, which have one range per
+  group (``QuantPoints.groups``; what the real mapper does, docs/wk-format.md §4.2). Biases are not quantized to 8/16 bits: the
   mapper stores them as "24.0" (§2), i.e. 24-bit integers in accumulator units, whose resolution
   is far finer than the 8-bit activations around them; nnbuild therefore keeps them in float32.
   BatchNorm/Scale/PReLU parameters are likewise kept in float (run fold_batchnorm to move BN into
@@ -74,6 +75,7 @@ class QuantPoints:
         outputs: network outputs, rounded to 20.12 fixed point.
         chains: stored blob -> names of the layers fused into the operation producing it.
         fused: blobs that never reach memory (fused into their reader), for reports.
+        groups: layer name -> number of weight ranges (the layer's ``group``; 1 = per layer).
     """
 
     weights: dict[str, int]
@@ -81,6 +83,17 @@ class QuantPoints:
     outputs: tuple[str, ...]
     chains: dict[str, tuple[str, ...]]
     fused: frozenset[str]
+    groups: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+def weight_groups(layer: Layer) -> int:
+    """How many weight ranges NNIE gives ``layer``: its ``group`` for (De)Convolution, else 1.
+
+    wk-format.md §4.2: grouped and depthwise convolutions are quantized with one range per group.
+    """
+    if layer.type in ("Convolution", "Deconvolution") and layer.param is not None:
+        return max(1, int(layer.param.convolution_param.group))
+    return 1
 
 
 def _fuses(producer: Layer | None, readers: list[Layer], blob: str) -> bool:
@@ -129,4 +142,6 @@ def quant_points(graph: Graph, mode: str | int = "int8") -> QuantPoints:
                 bits = max(layer_bits(name, mode) for name in chains[top])
                 blobs[top] = bits
     stored_chains = {blob: chains[blob] for blob in list(blobs) + graph.outputs}
-    return QuantPoints(weights, blobs, tuple(graph.outputs), stored_chains, frozenset(fused))
+    groups = {layer.name: weight_groups(layer) for layer in graph.layers if layer.name in weights}
+    return QuantPoints(weights, blobs, tuple(graph.outputs), stored_chains, frozenset(fused),
+                       groups)

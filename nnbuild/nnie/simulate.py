@@ -2,8 +2,9 @@
 
 What is simulated (details and sources in ``nnbuild.nnie.quantpoints``):
 
-* weights of Convolution/Deconvolution/InnerProduct fake-quantized per layer with the NNIE
-  logarithmic quantizer (nnie-facts.md §4), 8- or 16-bit by compile_mode (§2); biases in float
+* weights of Convolution/Deconvolution/InnerProduct fake-quantized with the NNIE logarithmic
+  quantizer (nnie-facts.md §4), one range per layer, or per group for grouped and depthwise
+  convolutions (wk-format.md §4.2), 8- or 16-bit by compile_mode (§2); biases in float
   (the mapper keeps them as 24-bit accumulator integers, "24.0", §2);
 * every stored activation fake-quantized once, when its producer writes it, with its calibrated
   range (so every reader sees the same rounded values);
@@ -26,7 +27,7 @@ import numpy as np
 from nnbuild.errors import ModelError
 from nnbuild.ir import Graph, Layer
 from nnbuild.nnie import quantize as nq
-from nnbuild.nnie.fastquant import Table
+from nnbuild.nnie.fastquant import Table, group_codes
 from nnbuild.nnie.calibrate import Ranges
 from nnbuild.nnie.quantpoints import QuantPoints, quant_points
 
@@ -50,7 +51,8 @@ class Plan:
         points: the quantization points.
         blob_max: stored blob -> calibrated absolute maximum.
         weights: layer -> replacement ``blobs`` (quantized weights, float bias and the rest).
-        weight_max: layer -> the weight range used.
+        weight_max: layer -> the weight range used (the largest group range for grouped layers).
+        weight_ranges: layer -> the range of each weight group (one entry for dense layers).
     """
 
     graph: Graph
@@ -60,6 +62,7 @@ class Plan:
     weights: dict[str, list[np.ndarray]]
     weight_max: dict[str, float]
     tables: dict[str, Table] = dataclasses.field(default_factory=dict)
+    weight_ranges: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def round_blob(self, blob: str, array: np.ndarray) -> np.ndarray | None:
         """The stored form of ``blob`` (None when NNIE does not round it)."""
@@ -80,11 +83,12 @@ class Plan:
         return self.round_blob(blob, array)
 
 
-def _weight_max(ranges: Ranges, layer: Layer) -> float:
-    """The weight range of ``layer``: the calibrated one, else the weights' own abs-max."""
-    if layer.name in ranges.weights:
-        return float(ranges.weights[layer.name])
-    return float(np.max(np.abs(layer.blobs[0])))
+def _weight_ranges(ranges: Ranges, layer: Layer, groups: int) -> np.ndarray:
+    """The weight ranges of ``layer``: per group (wk-format.md §4.2) when ``groups > 1``, else
+    the calibrated layer range, else the weights' own abs-max."""
+    if groups == 1 and layer.name in ranges.weights:
+        return np.array([float(ranges.weights[layer.name])])
+    return nq.weight_ranges(layer.blobs[0], groups)
 
 
 def prepare(graph: Graph, ranges: Ranges, mode: str | int) -> Plan:
@@ -100,14 +104,19 @@ def prepare(graph: Graph, ranges: Ranges, mode: str | int) -> Plan:
                          expected="a range for every stored blob",
                          got=f"{len(missing)} blob(s) without one",
                          hint="re-run the calibrate stage on this patched model")
-    weights, weight_max = {}, {}
+    weights, weight_max, group_ranges = {}, {}, {}
     for layer in graph.layers:
         if layer.name in points.weights:
-            weight_max[layer.name] = _weight_max(ranges, layer)
-            q = fake_quant(layer.blobs[0], weight_max[layer.name], points.weights[layer.name])
+            groups = points.groups.get(layer.name, 1)
+            group_ranges[layer.name] = _weight_ranges(ranges, layer, groups)
+            weight_max[layer.name] = float(np.max(group_ranges[layer.name]))
+            # fastquant.group_codes is bit-exact with nq.quantize_weights (tested), faster
+            _, q = group_codes(layer.blobs[0], groups, points.weights[layer.name],
+                               group_ranges[layer.name])
             weights[layer.name] = [q] + list(layer.blobs[1:])
     blob_max = {b: float(ranges.blobs[b]) for b in points.blobs}
-    return Plan(graph, mode, points, blob_max, weights, weight_max)
+    return Plan(graph, mode, points, blob_max, weights, weight_max,
+                weight_ranges=group_ranges)
 
 
 def simulate(graph: Graph, ranges: Ranges, mode: str | int, feeds: Mapping[str, np.ndarray],

@@ -37,6 +37,7 @@ from typing import Mapping
 import numpy as np
 
 from nnbuild.errors import ModelError, PassError
+from nnbuild.nnie.chips import DEFAULT_CHIP
 from nnbuild.ir import Graph
 from nnbuild.passes import PassContext, register_pass
 from nnbuild.passes.changes import Changes
@@ -142,7 +143,7 @@ def cpu_split(graph: Graph, ctx: PassContext, *, types=(), layers=(), lint_tail=
     if not cpu:
         ctx.cpu_graph, ctx.cpu_split = None, {}
         return graph.copy(), changes
-    moved = _lint_tail(graph, cpu, ctx.chip or "hi3516dv300") if lint_tail else []
+    moved = _lint_tail(graph, cpu, ctx.chip or DEFAULT_CHIP) if lint_tail else []
     values, shape_only = _crossing(graph, cpu)
     if not [la for la in graph.layers if la.name not in cpu and la.type != "Input"]:
         raise PassError("pass cpu_split", "nothing is left for NNIE", got=f"all {len(cpu)} "

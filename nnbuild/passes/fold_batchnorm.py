@@ -4,6 +4,12 @@ Folding BN+Scale into the preceding convolution is what gave the 17 ms low-preci
 on Hi3516DV300 (nnie-facts.md §5). The fold is exact in real arithmetic:
 ``gamma * (W x + b - mean) / sqrt(var + eps) + beta == (a W) x + (a (b - mean) + beta)`` with
 ``a = gamma / sqrt(var + eps)`` per output channel; it is computed in float64 and stored float32.
+
+``arithmetic: nniefacelib`` reproduces nniefacelib's merge tool instead (float32, the tool's order
+of operations, ``nnbuild.nnie.wk.fold``; wk-format.md §4.1): the arithmetic of the 8-bit
+RetinaFace .wk, where a weight 2e-7 from a rounding boundary decides a code. It applies to a
+Convolution/Deconvolution followed by BatchNorm and Scale (what the tool merges); other folds
+stay float64.
 """
 
 from __future__ import annotations
@@ -108,15 +114,33 @@ def _candidate(g: Graph, bn: Layer, producers, consumers, outputs):
     return prev, (nxt if _simple_scale(nxt, _out_channels(prev)) else None)
 
 
+def _fold_nniefacelib(prev: Layer, bn: Layer, scale: Layer, changes: Changes) -> None:
+    from nnbuild.nnie.wk.fold import fold_one
+
+    weights, bias = fold_one(prev, bn, scale)
+    sub = prev.param.convolution_param
+    if not (sub.bias_term and len(prev.blobs) > 1):
+        changes.param(prev.name, "bias_term", False, True)
+        sub.bias_term = True
+    prev.blobs = [frozen(weights), frozen(bias)]
+
+
 @register_pass("fold_batchnorm")
-def fold_batchnorm(graph: Graph, ctx: PassContext) -> tuple[Graph, Changes]:
+def fold_batchnorm(graph: Graph, ctx: PassContext, *,
+                   arithmetic: str = "float64") -> tuple[Graph, Changes]:
     """Fold each BatchNorm (and a per-channel Scale reading only it) into its producer.
 
     Only where the producer (Convolution, Deconvolution or InnerProduct) feeds the BatchNorm and
     nothing else; the producer then writes the blob the Scale (or BatchNorm) wrote, so consumers
     and network outputs keep their names. BatchNorms that cannot be folded stay and are listed
-    under ``skipped`` with the reason.
+    under ``skipped`` with the reason. ``arithmetic``: ``float64`` (exact fold, default) or
+    ``nniefacelib`` (the merge tool's float32 arithmetic, see the module docstring).
     """
+    if arithmetic not in ("float64", "nniefacelib"):
+        from nnbuild.errors import PassError
+
+        raise PassError("fold_batchnorm", "unknown arithmetic", expected="float64 | nniefacelib",
+                        got=arithmetic, hint="nniefacelib reproduces its merge tool bit for bit")
     g = graph.copy()
     changes = Changes()
     folded = []
@@ -127,8 +151,12 @@ def fold_batchnorm(graph: Graph, ctx: PassContext) -> tuple[Graph, Changes]:
             changes.skip(bn.name, found)
             continue
         prev, scale = found
-        a, b = bn_affine(bn, scale)
-        _fold(prev, a, b, changes)
+        if arithmetic == "nniefacelib" and scale is not None and len(scale.blobs) > 1 and \
+                prev.type != "InnerProduct":
+            _fold_nniefacelib(prev, bn, scale, changes)
+        else:
+            a, b = bn_affine(bn, scale)
+            _fold(prev, a, b, changes)
         gone = [bn] + ([scale] if scale is not None else [])
         prev.tops = [gone[-1].tops[0]]
         for layer in gone:

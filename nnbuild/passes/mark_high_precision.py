@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from nnbuild.errors import PassError
 from nnbuild.ir import Graph
+from nnbuild.nnie.quantpoints import HP_SUFFIX as SUFFIX  # the mapper's rule, defined once
 from nnbuild.passes import PassContext, register_pass
 from nnbuild.passes.changes import Changes
 from nnbuild.passes.surgery import taken_names, unique_name
 
 MAX_NAME = 31
-SUFFIX = "_hp"
 
 
 @register_pass("mark_high_precision")

@@ -102,10 +102,10 @@ def task_problems(data: dict) -> list[str]:
     """Problems only the task registry can judge: gate keys and ``task_args`` of ``check.task``
     (each task declares its own ``GATES`` and ``ARGS``), with the closest valid key."""
     from nnbuild.check.tasks import registry
-    from nnbuild.recipe.spec import GENERIC_GATES
+    from nnbuild.recipe.spec import GENERIC_GATES, CheckSpec
 
     check = data.get("check") or {}
-    task_name = check.get("task", "raw")
+    task_name = check.get("task", CheckSpec.task)
     try:
         task = registry.get(task_name)
     except RecipeError:

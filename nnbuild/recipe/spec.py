@@ -75,6 +75,7 @@ class MapperSpec:
     path: str | None = None
     internal_stride: int = 16             # the guide's DDR3 value (nnie-facts.md §2)
     log_level: int = 2
+    compress: str = "normal"              # bypass: [compress_mode] 1, every block raw
 
 
 @dataclass(frozen=True)
@@ -144,11 +145,21 @@ class RecipeSpec:
         return spec
 
     def to_dict(self) -> dict:
-        """JSON-able values with every default filled in (stage keys read this)."""
-        out = dataclasses.asdict(self)
+        """JSON- and YAML-able values with every default filled in, in the recipe's own format
+        (stage keys read it; the package's recipe.yaml is written from it)."""
+        out = _plain(dataclasses.asdict(self))
         gates = out["check"].pop("gates")
         out["check"].update(gates)
         return out
+
+
+def _plain(value: Any) -> Any:
+    """Tuples become lists, recursively (YAML's safe dumper knows no tuples)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _input(values: dict, where: str) -> InputSpec:

@@ -6,9 +6,10 @@ Outputs (docs/design.md "Stages"):
   relative to the package root (``model.prototxt``, ``image_list.txt``, ...);
 * ``quant.npz`` / ``quant.json`` from the builtin NNIE quantizer (``nnbuild.nnie.quantfile``), with
   the cost model's latency estimate;
-* ``<name>.wk`` + ``mapper.log`` when a real nnie_mapper is configured (``mapper.path`` in the
-  recipe, else the ``NNIE_MAPPER`` environment variable). Its version banner belongs in the stage
-  key: the runner calls ``tool_versions(recipe)`` and hashes the result.
+* ``<name>.wk`` + ``mapper.log`` + ``wk-verify.json`` (``nnbuild.nnie.wk.stagecheck``: the .wk
+  read and verified against the patched model) when a real nnie_mapper is configured
+  (``mapper.path`` in the recipe, else the ``NNIE_MAPPER`` environment variable). Its version
+  banner belongs in the stage key: the runner calls ``tool_versions(spec)`` and hashes the result.
 
 Importable without numpy: heavy modules are imported inside the functions that need them.
 """
@@ -64,6 +65,10 @@ def run(ctx) -> None:
     path = mapper_path(ctx.spec)
     if path:
         _run_mapper(ctx, path, cfg_name)
+        from nnbuild.nnie.wk.stagecheck import write_verification
+
+        write_verification(ctx.out, ctx.out / f"{_wk_stem(ctx)}.wk", graph, ranges.blobs,
+                           ctx.log)
 
 
 def external_inputs(spec) -> dict[str, list]:

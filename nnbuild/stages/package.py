@@ -27,7 +27,7 @@ FROM_STAGES = {
     "patch": ("model.prototxt", "model.caffemodel", "cpu.prototxt", "cpu.caffemodel",
               "patch-report.json", "lint.json"),
     "map": ("nnie_mapper.cfg", "mean.txt", "mean.binaryproto", "quant.json", "quant.npz", "*.wk",
-            "mapper.log"),
+            "mapper.log", "wk-verify.json"),
     "check": ("report.html", "report.json"),
 }
 

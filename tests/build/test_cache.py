@@ -8,7 +8,7 @@ import pytest
 
 from nnbuild import hashing
 from nnbuild.build.cache import Cache
-from nnbuild.commands.cache import gc, parse_size, stats
+from nnbuild.build.gc import gc, parse_size, stats
 from nnbuild.errors import CacheError, NNBuildError
 from nnbuild.recipe.load import Recipe
 from nnbuild.build.runner import Pipeline, keyable

@@ -105,7 +105,9 @@ def main(argv):
     if not os.environ.get("STANDIN_NO_WK"):
         wk = pathlib.Path(values["instruction_name"] + ".wk")
         wk.parent.mkdir(parents=True, exist_ok=True)
-        wk.write_bytes(b"\0\0\0\0\1\1\1\2standin")
+        # STANDIN_WK: copy a real .wk instead of the stub (tests of the .wk verification)
+        real = os.environ.get("STANDIN_WK")
+        wk.write_bytes(pathlib.Path(real).read_bytes() if real else b"\0\0\0\0\1\1\1\2standin")
         print(f"[INFO] wrote {wk}")
     return 0
 

@@ -1,4 +1,4 @@
-"""Tests for nnbuild.nnie.cost: the fit reproduces the published latencies (nnie-facts.md §1)."""
+"""nnbuild.nnie.cost: per-layer work and the roofline, checked against independent formulas."""
 
 from __future__ import annotations
 
@@ -8,13 +8,9 @@ import pytest
 
 from conftest import MODELS
 from nnbuild.caffe import io
-from nnbuild.nnie.chips import get_chip
 from nnbuild.nnie import cost
-
-
-@pytest.fixture(scope="module")
-def retinaface():
-    return io.load(MODELS / "retinaface-mnet25" / "mnet.prototxt").graph  # input 1x3x640x640
+from nnbuild.nnie.cost import model, work
+from nnbuild.shapes import infer_shapes
 
 
 @pytest.fixture(scope="module")
@@ -22,81 +18,96 @@ def mobilefacenet():
     return io.load(MODELS / "mobilefacenet" / "mobilefacenet.prototxt").graph
 
 
-def conv_macs(graph):
-    """Independent MAC count: every Convolution/Deconvolution/InnerProduct from its weight shape."""
-    from nnbuild.shapes import infer_shapes
-
-    shapes, total = infer_shapes(graph), 0
-    for layer in graph.layers:
-        if layer.type == "Convolution":
-            p = layer.param.convolution_param
-            cin = shapes[layer.bottoms[0]][1]
-            k = list(p.kernel_size) or [p.kernel_h, p.kernel_w]
-            kh, kw = (k[0], k[-1])
-            total += math.prod(shapes[layer.tops[0]]) * cin // p.group * kh * kw
-        elif layer.type == "Deconvolution":
-            p = layer.param.convolution_param
-            k = list(p.kernel_size) or [p.kernel_h, p.kernel_w]
-            total += math.prod(shapes[layer.bottoms[0]]) * p.num_output // p.group * k[0] * k[-1]
-        elif layer.type == "InnerProduct":
-            ip = layer.param.inner_product_param
-            total += math.prod(shapes[layer.bottoms[0]]) * ip.num_output
-    return total
+@pytest.fixture(scope="module")
+def retinaface():
+    return io.load(MODELS / "retinaface-mnet25" / "mnet.prototxt").graph  # 1x3x640x640
 
 
-def test_fit_constant_is_retinaface_macs(retinaface):
-    assert cost.RETINAFACE_640_MACS == conv_macs(retinaface)
+def test_depthwise_work_is_dense_over_all_channels(mobilefacenet):
+    shapes = infer_shapes(mobilefacenet)
+    rows = {r.name: r for r in work.graph_work(mobilefacenet)}
+    grouped = [l for l in mobilefacenet.layers
+               if l.type == "Convolution" and l.param.convolution_param.group > 1]
+    assert len(grouped) == 17
+    for layer in grouped:
+        p = layer.param.convolution_param
+        n, c, h, w = shapes[layer.tops[0]]
+        k = (list(p.kernel_size) or [p.kernel_h])[0]
+        cin = shapes[layer.bottoms[0]][1]
+        assert rows[layer.name].macs == c * h * w * k * k  # one input channel per group
+        assert rows[layer.name].work_macs == c * h * w * k * k * cin  # expanded to all inputs
+        assert rows[layer.name].groups == p.group == cin
 
 
-@pytest.mark.parametrize("bits, ms", [(8, 17.0), (16, 34.0)])
-def test_fit_reproduces_published_numbers(retinaface, bits, ms):
-    names = {layer.name: bits for layer in retinaface.layers}
-    result = cost.estimate(retinaface, "hi3516dv300", bits=names)
-    assert result["latency_ms"] == pytest.approx(ms, rel=1e-9)
-    assert result["estimate"] is True and "17 ms" in result["fitted_to"]
-    assert sum(r["ms"] for r in result["layers"]) == pytest.approx(ms, rel=1e-12)
+def test_fused_chains_cost_nothing_and_move_the_chain_output(mobilefacenet):
+    rows = {r.name: r for r in work.graph_work(mobilefacenet)}
+    layers = {l.name: l for l in mobilefacenet.layers}
+    shapes = infer_shapes(mobilefacenet)
+    fused = [r for r in rows.values() if r.kind == "fused"]
+    assert {r.type for r in fused} == {"BatchNorm", "Scale", "PReLU"}
+    head = rows[fused[0].fused_into]
+    assert head.kind == "compute" and head.weight_elems > 0
+    conv = layers[head.name]
+    assert head.act_elems == (math.prod(shapes[conv.bottoms[0]])
+                              + math.prod(shapes[conv.tops[0]]))
+    assert all(r.kind == "memory" for r in rows.values() if r.type == "Eltwise")
 
 
-def test_scales_with_chip_tops(retinaface):
-    for chip, ms in (("hi3516cv500", 34.0), ("hi3519av100", 8.5)):
-        assert cost.estimate(retinaface, chip)["latency_ms"] == pytest.approx(ms)
-    no_tops = cost.estimate(retinaface, "hi3559av100")
-    assert no_tops["latency_ms"] is None and "no published TOPS" in no_tops["note"]
+def test_roofline_per_layer_independent_formula(retinaface):
+    spec = model.CHIPS["hi3516dv300"]
+    eta = model.EFFICIENCY["1.2"]
+    rows = cost.layer_costs(retinaface, {}, "hi3516dv300")
+    for row in rows:
+        if row["bound"] == "none":
+            assert row["ms"] == 0.0
+            continue
+        compute = row["work_macs"] / (0.5e12 * eta) * 1e3
+        memory = row["bytes"] / 7.2e9 * 1e3
+        assert row["ms"] == pytest.approx(max(compute, memory), rel=1e-6, abs=1e-9)
+        assert row["bound"] == ("compute" if compute >= memory else "memory")
+    assert spec.peak_macs == 0.5e12
+    first = next(r for r in rows if r["type"] == "Convolution")
+    assert first["bound"] == "memory"  # 3x640x640 in, 8x320x320 out, 648 weights
+    assert first["bytes"] == 3 * 640 * 640 + 8 * 320 * 320 + 8 * 27
 
 
-def test_mixed_precision_is_per_layer(retinaface):
-    convs = [lay.name for lay in retinaface.layers if lay.type == "Convolution"]
-    hp = {convs[0]: 16, convs[-1]: 16, **{n: 8 for n in convs[1:-1]}}
-    rows = {r["name"]: r for r in cost.layer_costs(retinaface, hp)}
-    expected = sum(2 * r["macs"] / (1e12 * (0.11549 if r["bits"] == 8 else 0.057745))
-                   for r in rows.values()) * 1e3
-    got = cost.estimate(retinaface, "hi3516dv300", bits=hp)["latency_ms"]
-    assert 17.0 < got < 34.0 and got == pytest.approx(expected, rel=1e-4)
-    assert rows[convs[0]]["bits"] == 16 and rows[convs[1]]["bits"] == 8
+def test_16_bit_is_twice_8_bit_and_mixed_in_between(retinaface):
+    names = [l.name for l in retinaface.layers]
+    t8 = cost.total_ms(retinaface, 8)
+    t16 = cost.total_ms(retinaface, 16)
+    assert t16 == pytest.approx(2 * t8, rel=1e-12)
+    convs = [l.name for l in retinaface.layers if l.type == "Convolution"]
+    mixed = {**dict.fromkeys(names, 8), convs[0]: 16, convs[-1]: 16}
+    rows = {r["name"]: r for r in cost.layer_costs(retinaface, mixed)}
+    t_mixed = sum(r["ms"] for r in rows.values())
+    assert t8 < t_mixed < t16
+    row8 = {r["name"]: r for r in cost.layer_costs(retinaface, {})}
+    assert t_mixed - t8 == pytest.approx(row8[convs[0]]["ms"] + row8[convs[-1]]["ms"], rel=1e-9)
 
 
-def test_bytes_moved_independent(retinaface):
-    first = next(lay for lay in retinaface.layers if lay.type == "Convolution")
-    row = next(r for r in cost.layer_costs(retinaface, {}) if r["name"] == first.name)
-    p = first.param.convolution_param
-    k = (list(p.kernel_size) or [p.kernel_h])[0]
-    # input 3x640x640 U8 picture; conv1 of mnet: 8 channels, stride 2 -> 320x320, 3x3, no bias.
-    params = p.num_output * 3 * k * k + (p.num_output if p.bias_term else 0)
-    assert row["bytes"] == 3 * 640 * 640 + p.num_output * 320 * 320 + params
-    rows16 = cost.layer_costs(retinaface, {first.name: 16})
-    row16 = next(r for r in rows16 if r["name"] == first.name)
-    assert row16["bytes"] == 2 * row["bytes"]
+def test_chips_follow_datasheet_ratios(retinaface):
+    dv300 = cost.estimate(retinaface, "hi3516dv300")["latency_ms"]
+    cv500 = cost.estimate(retinaface, "hi3516cv500")["latency_ms"]
+    assert cv500 == pytest.approx(2 * dv300, rel=1e-9)  # half the TOPS and half the DRAM
+    assert cost.estimate(retinaface, "hi3519av100")["latency_ms"] < dv300
+    one_core = cost.estimate(retinaface, "hi3559av100")
+    assert one_core["cores_used"] == 1 and "one NNIE core of 2" in one_core["note"]
 
 
-def test_mobilefacenet_estimate_printed(mobilefacenet):
+def test_estimate_fields(mobilefacenet):
     result = cost.estimate(mobilefacenet, "hi3516dv300")
-    ms = result["latency_ms"]
-    print(f"\nMobileFaceNet 112x112 8-bit on Hi3516DV300: estimated {ms:.2f} ms "
-          f"({result['macs'] / 1e6:.1f} MMACs); published ~10 ms (nniefacelib issue #60)")
-    assert ms == pytest.approx(17.0 * conv_macs(mobilefacenet) / cost.RETINAFACE_640_MACS)
-    assert 1.0 < ms < 10.0  # MACs-only model: knowingly optimistic for depthwise-heavy nets
+    assert result["estimate"] is True and result["chip"] == "hi3516dv300"
+    assert result["totals"]["int8"] == result["latency_ms"] == result["totals"]["mode"]
+    assert result["totals"]["int16"] == pytest.approx(2 * result["totals"]["int8"])
+    assert result["uncertainty"] == model.LOO_ERROR["1.2"]
+    assert result["work_macs"] > 8 * result["macs"]  # depthwise dominates as the NNIE runs it
+    assert 7.5 < result["latency_ms"] < 12.5  # published ~10 ms (nniefacelib issue #60)
 
 
-def test_bad_bits():
+def test_bad_bits_and_chip(mobilefacenet):
+    from nnbuild.errors import RecipeError
+
     with pytest.raises(ValueError, match="bits must be 8 or 16"):
-        cost.latency_ms(1000, 4, get_chip("hi3516dv300"))
+        model.layer_ms(work.graph_work(mobilefacenet)[1], 4, model.CHIPS["hi3516dv300"], 0.4)
+    with pytest.raises(RecipeError, match="unknown chip 'hi9999'. Expected one of"):
+        cost.estimate(mobilefacenet, "hi9999")

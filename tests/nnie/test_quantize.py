@@ -112,10 +112,14 @@ def test_codes_16bit_layout_and_round_trip():
     lv = nq.levels(3.0, 16)
     codes = nq.encode(lv, 3.0, 16)
     assert codes.dtype == np.uint16 and len(set(codes.tolist())) == lv.size
-    assert codes.max() == 0x8000 | 1407 and nq.encode([0.0], 3.0, 16)[0] == 0x8000
+    # the .wk word: sign << 15 | q << 2 (wk-format.md §3)
+    assert codes.max() == 0x8000 | 1407 << 2 and nq.encode([0.0], 3.0, 16)[0] == 0x8000
+    assert nq.encode([3.0], 3.0, 16)[0] == 1407 << 2 and not (codes & 3).any()
     np.testing.assert_array_equal(nq.decode(codes, 3.0, 16), lv)
     with pytest.raises(ValueError, match="magnitude <= 1407"):
-        nq.decode([1408], 3.0, 16)
+        nq.decode([1408 << 2], 3.0, 16)
+    with pytest.raises(ValueError, match=r"sign << 15 \| q << 2"):
+        nq.decode([5], 3.0, 16)
 
 
 def test_empty_range_is_all_zero():

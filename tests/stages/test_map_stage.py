@@ -99,8 +99,20 @@ def test_map_stage_writes_cfg_and_quant_record(built):
         assert row["max"] == pytest.approx(float(np.abs(weights).max()))
         assert row["k"] == nq.top_index(row["max"], 8) and row["bits"] == 8
         codes = npz[f"codes/{name}"]
-        np.testing.assert_array_equal(nq.decode(codes, row["max"], 8),
-                                      nq.quantize(weights, row["max"], 8))
+        groups = graph.layer(name).param.convolution_param.group if row["type"] != \
+            "InnerProduct" else 1
+        assert row["groups"] == groups
+        if groups == 1:
+            np.testing.assert_array_equal(nq.decode(codes, row["max"], 8),
+                                          nq.quantize(weights, row["max"], 8))
+            continue
+        # depthwise: one range per channel (wk-format.md §4.2), each its channel's abs-max
+        ranges = npz[f"weight_ranges/{name}"]
+        assert ranges.max() == row["max"]
+        for channel, m in enumerate(ranges):
+            assert m == np.abs(weights[channel]).max()
+            np.testing.assert_array_equal(nq.decode(codes[channel], m, 8),
+                                          nq.quantize(weights[channel], m, 8))
     assert record["cost"]["latency_ms"] > 0
     assert set(npz["blob_bits"]) == {8} and len(npz["blob_names"]) == len(record["blobs"])
 

@@ -1,0 +1,66 @@
+"""Why a stage would run: its current key document against the one of its last build.
+
+Reasons (``cache/v1/out/<recipe>/<stage>.json`` holds the last key document):
+``recipe_changed: calibration.count``, ``input_changed: <file>``, ``code_changed: <file>``,
+``library_changed: <name>``, ``upstream_changed: <stage>``, ``tool_changed: <tool>``,
+``missing_output`` (never built, or outputs deleted/edited). A stage whose new key is already
+in the cache is restored instead of recomputed.
+"""
+
+from __future__ import annotations
+
+STATUSES = ("up to date", "restored from cache", "would run")
+
+
+def _leaf_diff(old: object, new: object, path: str) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += _leaf_diff(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+        return out
+    return [] if old == new else [path]
+
+
+def reasons(old: dict | None, new: dict, labels_old: dict, labels_new: dict) -> list[str]:
+    """Why a stage with key document ``new`` differs from its last build's ``old``."""
+    if old is None:
+        return ["missing_output (never built)"]
+    out = []
+    if old.get("cache") != new.get("cache") or old.get("stage") != new.get("stage"):
+        out.append("cache_version_changed")
+    old_code, new_code = old.get("code") or {}, new["code"]
+    out += [f"code_changed: nnbuild/{f}" for f in
+            _leaf_diff(old_code.get("files", {}), new_code.get("files", {}), "")]
+    out += [f"library_changed: {lib}" for lib in
+            _leaf_diff(old_code.get("libraries", {}), new_code.get("libraries", {}), "")]
+    out += [f"recipe_changed: {p}" for p in _leaf_diff(old.get("recipe", {}), new["recipe"], "")]
+    for group in sorted(set(old.get("inputs", {})) | set(new["inputs"])):
+        before, after = set(old.get("inputs", {}).get(group, [])), set(new["inputs"].get(group, []))
+        out += [f"input_changed: {labels_new.get(d, d[:12])} (new in {group})" for d in
+                sorted(after - before)]
+        out += [f"input_changed: {labels_old.get(d, d[:12])} (gone from {group})" for d in
+                sorted(before - after)]
+    out += [f"upstream_changed: {s}" for s in sorted(new["upstream"])
+            if old.get("upstream", {}).get(s) != new["upstream"][s]]
+    out += [f"tool_changed: {t}" for t in _leaf_diff(old.get("tools", {}), new["tools"], "")]
+    return out
+
+
+def explain(pipe, rec) -> list[tuple[str, str, list[str]]]:
+    """``[(stage, status, reasons)]`` for every stage of ``rec``; status is one of
+    ``STATUSES``: up to date, restored from cache (its key is in the store) or would run."""
+    rows = []
+    for stage in pipe.modules:
+        pipe.forget(rec)
+        if pipe.is_current(rec, stage):
+            rows.append((stage, STATUSES[0], []))
+            continue
+        key, doc, labels = pipe.key_doc(rec, stage, loose=True)
+        marker = pipe.read_marker(rec.name, stage)
+        why = reasons(marker and marker.get("doc"), doc, (marker or {}).get("labels", {}), labels)
+        if marker and marker.get("key") == key or not why:
+            why = why or ["missing_output (outputs deleted or edited)"]
+        exact = pipe.key_doc(rec, stage)
+        cached = exact is not None and pipe.cache.entry_path(stage, exact[0]).is_file()
+        rows.append((stage, STATUSES[1] if cached else STATUSES[2], why))
+    return rows
