@@ -271,6 +271,8 @@ class NetworkInput:
     scale: float
     resize: str
     pad_value: float
+    format: str = "bgr"              # camera frames (nnbuild.board.frames)
+    mean_file: str | None = None     # per-pixel mean image (.binaryproto path)
 
     @classmethod
     def of(cls, spec, graph) -> "NetworkInput":
@@ -284,15 +286,22 @@ class NetworkInput:
             raise RecipeError("input.name", "does not name the model's single input",
                               expected=list(graph.inputs), got=name,
                               hint="nnbuild supports one image input per network")
+        mean_file = spec.mean_file["path"] if isinstance(spec.mean_file, dict) else spec.mean_file
         return cls(name, tuple(spec.shape or graph.inputs[name]), spec.color, tuple(spec.mean),
-                   float(spec.scale), spec.resize, spec.pad_value)
+                   float(spec.scale), spec.resize, spec.pad_value, spec.format, mean_file)
 
     def uint8(self, path: str | os.PathLike) -> np.ndarray:
         """The picture decoded and resized (H x W x 3 RGB uint8)."""
         return load_uint8(path, self.shape, resize=self.resize, pad_value=self.pad_value)
 
     def tensor(self, rgb: np.ndarray) -> np.ndarray:
-        """A ``uint8`` picture normalised into the network's (1, 3, H, W) float32 input."""
+        """A ``uint8`` picture normalised into the network's (1, 3, H, W) float32 input; with
+        camera frames or a mean image, as the board sees it (``nnbuild.board.frames``)."""
+        if self.format != "bgr" or self.mean_file is not None:
+            from nnbuild.board.frames import network_input
+
+            return network_input(rgb, to_tensor, color=self.color, mean=self.mean,
+                                 scale=self.scale, format=self.format, mean_file=self.mean_file)
         return to_tensor(rgb, color=self.color, mean=self.mean, scale=self.scale)
 
     def feed(self, path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -162,8 +162,13 @@ def make_cfg(spec, *, instruction_name: str,
     Returns:
         ``{"nnie_mapper.cfg": text}`` plus ``{mean_file: text}`` for norm_type 2/5.
     """
+    from nnbuild.board import frames
+
     get_chip(spec.target.chip)
     norm = norm_from_input(spec.input)
+    # camera frames and per-pixel means (nnbuild.board.frames): image_type, RGB_order, norm_type
+    norm_type, mean_image = frames.mapper_norm(spec.input, norm.norm_type)
+    channels = 1 if frames.frame_format(spec.input) == "gray" else 3
     options = [
         ("prototxt_file", _relative("prototxt", prototxt)),
         ("caffemodel_file", _relative("caffemodel", caffemodel)),
@@ -177,16 +182,16 @@ def make_cfg(spec, *, instruction_name: str,
         ("log_level", _mapper_option(spec, "log_level", (0, 1, 2, 3))),
         ("instruction_name", _relative("instruction_name", instruction_name)),
         ("internal_stride", _mapper_option(spec, "internal_stride", (16, 32))),
-        ("RGB_order", rgb_order(spec.input)),
+        ("RGB_order", frames.mapper_rgb_order(spec.input, rgb_order)),
         ("data_scale", _number(norm.data_scale)),
         ("image_list", _relative("image_list", image_list)),
-        ("image_type", 1),
-        ("norm_type", norm.norm_type),
-        ("mean_file", _relative("mean_file", mean_file) if norm.mean else "null"),
+        ("image_type", frames.image_type(spec.input)),
+        ("norm_type", norm_type),
+        ("mean_file", mean_image or (_relative("mean_file", mean_file) if norm.mean else "null")),
     ]
     files = {CFG_NAME: "".join(f"[{key}] {value}\n" for key, value in options)}
-    if norm.mean:
-        files[mean_file] = "".join(_number(m) + "\n" for m in norm.mean)
+    if norm.mean and not mean_image:
+        files[mean_file] = "".join(_number(m) + "\n" for m in norm.mean[:channels])
     return files
 
 

@@ -155,6 +155,9 @@ def _map_paths(data: dict, fn) -> dict:
             data[section]["images"] = [_map_ref(r, fn) for r in images]
         elif isinstance(images, dict) and isinstance(images.get("manifest"), str):
             images["manifest"] = fn(images["manifest"])
+    inp = data.get("input")
+    if isinstance(inp, dict) and inp.get("mean_file"):
+        inp["mean_file"] = _map_ref(inp["mean_file"], fn)  # per-pixel mean image (board.frames)
     mapper = data.get("mapper")
     if isinstance(mapper, dict) and isinstance(mapper.get("path"), str) and "/" in mapper["path"]:
         mapper["path"] = fn(mapper["path"])  # bare names are looked up on PATH

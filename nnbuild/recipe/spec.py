@@ -42,6 +42,8 @@ class InputSpec:
     scale: float = 1.0
     resize: str = "stretch"
     pad_value: float = 0.0
+    format: str = "bgr"                   # camera frames the board feeds (nnbuild.board.frames)
+    mean_file: Any = None                 # REF of a per-pixel mean image (.binaryproto)
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,10 @@ def _input(values: dict, where: str) -> InputSpec:
     values["mean"] = mean * 3 if len(mean) == 1 else mean
     if values.get("shape") is not None:
         values["shape"] = tuple(int(d) for d in values["shape"])
-    return InputSpec(**values)
+    spec = InputSpec(**values)
+    from nnbuild.board.frames import frame_format
+    frame_format(spec, where)  # format vs channels and even sizes, at load time
+    return spec
 
 
 def check_shape(spec: RecipeSpec, where: str) -> None:

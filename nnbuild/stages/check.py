@@ -32,8 +32,11 @@ def external_inputs(spec) -> dict[str, list]:
     """The check pictures: ``{"check": [ref, ...]}`` from ``check.images``/``check.count``."""
     from nnbuild.build.fetch import image_refs
 
+    from nnbuild.board.frames import mean_file_refs
+
     check = spec.check
-    groups = {GROUP: image_refs(check.images, check.count, "check.images")}
+    groups = {GROUP: image_refs(check.images, check.count, "check.images"),
+              **mean_file_refs(spec)}
     truth = check.task_args.get("ground_truth")
     if truth:
         groups[TRUTH] = [{"path": truth} if isinstance(truth, str) else truth]
@@ -84,6 +87,9 @@ def _jobs(ctx, files: list[pathlib.Path]) -> list:
     from nnbuild.caffe import io
     graph = io.load(*model).graph
     net = NetworkInput.of(ctx.spec.input, graph)
+    if net.mean_file is not None:  # the verified copy, named by its sha256: per-image keys cover it
+        import dataclasses
+        net = dataclasses.replace(net, mean_file=str(ctx.files("mean_file")[0]))
     check = ctx.spec.check
     names = display_names(ctx.spec)
     truth = {}

@@ -71,6 +71,13 @@ def run(ctx) -> None:
                            ctx.log)
 
 
+def external_inputs(spec) -> dict[str, list]:
+    """The per-pixel mean image (``input.mean_file``), copied into the package; {} without."""
+    from nnbuild.board.frames import mean_file_refs
+
+    return mean_file_refs(spec)
+
+
 def _write_cfg(ctx) -> str:
     """nnie_mapper.cfg (+ mean.txt) for the recipe; returns the cfg file name."""
     from nnbuild.nnie.cfg import make_cfg
@@ -79,6 +86,11 @@ def _write_cfg(ctx) -> str:
     files = make_cfg(ctx.spec, instruction_name=_wk_stem(ctx), image_count=count)
     for name, text in files.items():
         (ctx.out / name).write_text(text, encoding="utf-8")
+    if ctx.spec.input.mean_file:
+        import shutil
+
+        from nnbuild.board.frames import MEAN_FILE_NAME
+        shutil.copyfile(ctx.files("mean_file")[0], ctx.out / MEAN_FILE_NAME)
     return "nnie_mapper.cfg"
 
 

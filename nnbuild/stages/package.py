@@ -9,6 +9,7 @@ relative to it, so it can be unpacked anywhere and the mapper run from inside)::
     <recipe>/quant.json, quant.npz, <name>.wk      quantization result (+ .wk from a real mapper)
     <recipe>/image_list.txt, images/*.bgr          calibration set (package.include_calibration)
     <recipe>/report.html, report.json              check stage
+    <recipe>/postprocess/<task>.{h,c}              generated C decoder (nnbuild.board), if any
     <recipe>/recipe.yaml                           the resolved recipe
     <recipe>/manifest.json                         written last, describes everything above
 """
@@ -25,8 +26,8 @@ READS = ("description", "source", "input", "patches", "patch_check", "calibratio
 FROM_STAGES = {
     "patch": ("model.prototxt", "model.caffemodel", "cpu.prototxt", "cpu.caffemodel",
               "patch-report.json", "lint.json"),
-    "map": ("nnie_mapper.cfg", "mean.txt", "quant.json", "quant.npz", "*.wk", "mapper.log",
-            "wk-verify.json"),
+    "map": ("nnie_mapper.cfg", "mean.txt", "mean.binaryproto", "quant.json", "quant.npz", "*.wk",
+            "mapper.log", "wk-verify.json"),
     "check": ("report.html", "report.json"),
 }
 
@@ -41,6 +42,8 @@ def run(ctx) -> None:
     recipe_yaml = ctx.out / "_recipe.yaml"
     recipe_yaml.write_text(_dump_recipe(ctx.spec.to_dict()), encoding="utf-8")
     files["recipe.yaml"] = recipe_yaml
+    generated = _postprocess(ctx)
+    files.update(generated)
     quant = json.loads(files["quant.json"].read_text()) if "quant.json" in files else {}
     manifest = {
         "schema_version": 1,
@@ -57,6 +60,9 @@ def run(ctx) -> None:
     }
     write_archive(ctx.out / f"{ctx.name}.tar.gz", ctx.name, files, manifest)
     recipe_yaml.unlink()
+    if generated:
+        import shutil
+        shutil.rmtree(ctx.out / "_board")
 
 
 def _collect(ctx) -> dict:
@@ -69,9 +75,25 @@ def _collect(ctx) -> dict:
     if ctx.spec.package.include_calibration:
         folder = ctx.upstream("calibrate")
         files["image_list.txt"] = folder / "image_list.txt"
-        for path in sorted((folder / "images").glob("*.bgr")):
+        for path in sorted((folder / "images").glob("*.*")):  # .bgr, or input.format's frames
             files[f"images/{path.name}"] = path
     return files
+
+
+def _postprocess(ctx) -> dict:
+    """Generated C post-processing (``nnbuild.board``) as arcname -> staged file; {} for raw."""
+    from nnbuild.board.generate import generate, has_decoder
+    from nnbuild.board.spec import board_spec
+
+    if not has_decoder(ctx.spec.check.task):
+        return {}
+    staged = {}
+    for arcname, text in generate(board_spec(ctx.name, ctx.spec, ctx.upstream("patch"))).items():
+        path = ctx.out / "_board" / arcname
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text.encode("utf-8"))
+        staged[arcname] = path
+    return staged
 
 
 def _dump_recipe(recipe: dict) -> str:
@@ -107,8 +129,9 @@ def _board_input(spec, patch_report) -> dict:
     Name and shape are the patched model's (the recipe's when it states them)."""
     import json
 
+    from nnbuild.board.frames import board_format
+
     ((name, shape),) = json.loads(patch_report.read_text())["input"].items()
-    return {"name": name, "shape": list(shape),
-            "board_format": "planar uint8 B,G,R (image_type 1)",
+    return {"name": name, "shape": list(shape), "board_format": board_format(spec),
             "network_color_order": spec.color, "mean": list(spec.mean), "scale": spec.scale,
             "resize": spec.resize, "pad_value": spec.pad_value}

@@ -255,3 +255,33 @@ def test_failing_mapper_fails_the_build_with_its_log_tail(mapped, tmp_path):
     assert "computeNonlinearQuantizationDelta: simulated failure" in output  # the log's last line
     assert "Traceback" not in output
     assert "map:retinaface-640" in output
+
+
+@pytest.mark.slow
+def test_every_decodable_package_holds_c_that_matches_the_python_decoder(zoo, tmp_path):
+    """Issue #17: each zoo package of a task with a decoder holds postprocess/<task>.{h,c}; that
+    C, compiled with -Werror, decodes the simulator's outputs of two check photos exactly as
+    the Python decoder (tests/board/hostcheck.py); packages of raw tasks hold no C."""
+    from board import cc
+    from board.hostcheck import check_package, outputs_of, spec_of
+
+    from nnbuild.board.generate import has_decoder
+
+    proj, names, first = zoo
+    assert first.returncode == 0, first
+    checked = []
+    for name in names:
+        recipe = spec_of(proj / "recipes" / f"{name}.yaml")
+        task = recipe.check.task
+        files = [f for f in members(proj / "dist" / f"{name}.tar.gz")
+                 if f.startswith("postprocess/")]
+        if not has_decoder(task):
+            assert files == [], name
+            continue
+        assert sorted(files) == [f"postprocess/{task}.c", f"postprocess/{task}.h"], name
+        if cc.CC is None:
+            continue
+        spec, results = outputs_of(proj, name, recipe, 2)
+        check_package(proj, name, spec, results, tmp_path / name)
+        checked.append(name)
+    assert len(checked) == (0 if cc.CC is None else 11), checked
