@@ -61,6 +61,9 @@ def test_planar_file_and_cfg_agree_on_rgb(graph, tmp_path):
     back = pp.to_tensor(pp.read_planar_bgr(planar, (SIZE, SIZE)), color=recipe_input["color"])
     direct = pp.load_tensor(photo, (SIZE, SIZE), resize="letterbox", **recipe_input)
     np.testing.assert_array_equal(back, direct)
-    assert nc.rgb_order(recipe_input) == "RGB"  # the mapper swaps the BGR file for the network
+    from nnbuild.recipe.spec import InputSpec
+
+    # the mapper swaps the BGR file for the network
+    assert nc.rgb_order(InputSpec(**recipe_input)) == "RGB"
     dets = rf.decode(engine.run(graph, {"data": back}), (SIZE, SIZE))
     assert len(dets) >= 20  # a crowd picture: RGB finds many faces

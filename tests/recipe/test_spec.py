@@ -44,7 +44,8 @@ def test_defaults_are_the_specs_and_fill_every_field():
                                "pad_value": 0.0, "format": "bgr", "mean_file": None}
     assert values["quant"] == {"mode": "int8", "high_precision": []}
     assert values["target"] == {"chip": "hi3516dv300"}
-    assert values["mapper"] == {"path": None, "internal_stride": 16, "log_level": 2}
+    assert values["mapper"] == {"path": None, "internal_stride": 16, "log_level": 2,
+                                "compress": "normal"}
     assert values["patch_check"]["tolerance"] == 1e-4
     assert spec.check.threshold("min_output_cosine") == GENERIC_GATES["min_output_cosine"]
     assert spec.check.divergence == GENERIC_GATES["min_layer_cosine"]
