@@ -28,6 +28,7 @@ from doit.exceptions import TaskError, TaskFailed
 from doit.loader import generate_tasks
 
 from nnbuild.recipe import load as recipes
+from nnbuild.build import interrupt
 from nnbuild.build.cache import Cache
 from nnbuild.errors import CheckFailed, NNBuildError
 from nnbuild.build.registry import final_stages, stages
@@ -167,4 +168,8 @@ class Build(Run):
             print(f"doit build: error: {err}", file=sys.stderr)
             return err.exit_code
         targets = [f"{stage}:{name}" for name in (args or known) for stage in final]
-        return super().execute(params, targets)
+        with interrupt.sigterm_raises():
+            try:
+                return super().execute(params, targets)
+            except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM as interrupt.Terminated
+                return interrupt.exit_status(err, "doit build")

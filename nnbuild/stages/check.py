@@ -120,6 +120,7 @@ def compute(ctx, jobs: list, keys: list[str]) -> list[dict]:
     """Per-image results: cached ones from ``ctx.scratch``, the rest over a process pool."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    from nnbuild.build.workers import die_with_parent, stop_pool
     from nnbuild.check.image import check_image_safe, raise_error
 
     results: list[dict | None] = [None] * len(jobs)
@@ -145,12 +146,18 @@ def compute(ctx, jobs: list, keys: list[str]) -> list[dict]:
             raise_error(result)  # both paths report errors the same way: one line
             store(i, result)
     elif todo:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent,
+                                   initargs=(os.getpid(),))
+        try:
             futures = {pool.submit(check_image_safe, jobs[i]): i for i in todo}
             for future in ctx.progress(as_completed(futures), total=len(todo), desc="check"):
                 result = future.result()
                 raise_error(result)
                 store(futures[future], result)
+        except BaseException:
+            stop_pool(pool)  # Ctrl-C, SIGTERM or an error: do not finish the queue first
+            raise
+        pool.shutdown()
     return results
 
 
