@@ -35,7 +35,9 @@ def run(ctx) -> None:
     import warnings
 
     from nnbuild import preprocess
+    from nnbuild.build.origins import renamed
     from nnbuild.caffe import io
+    from nnbuild.errors import NNBuildError
     from nnbuild.nnie.calibrate import CalibrationWarning, calibrate, size_warning
 
     patch = ctx.upstream("patch")
@@ -50,7 +52,11 @@ def run(ctx) -> None:
 
     def feeds():
         for index, path in enumerate(files):
-            rgb = net.uint8(path)
+            try:
+                rgb = net.uint8(path)
+            except NNBuildError as err:  # name the recipe's picture, not its cache copy
+                raise renamed(err, path, external_inputs(ctx.spec)[GROUP],
+                              "calibration.images") from None
             written.append(preprocess.write_planar_bgr(rgb, ctx.out / "images" / f"{index:03d}.bgr"))
             yield {net.name: net.tensor(rgb)}
 
