@@ -28,9 +28,10 @@ from doit.exceptions import TaskError, TaskFailed
 from doit.loader import generate_tasks
 
 from nnbuild.recipe import load as recipes
+from nnbuild.recipe.scan import scan
 from nnbuild.build import interrupt
 from nnbuild.build.cache import Cache
-from nnbuild.errors import CheckFailed, NNBuildError
+from nnbuild.errors import CheckFailed, NNBuildError, RecipeError
 from nnbuild.build.registry import final_stages, stages
 from nnbuild.build.runner import Pipeline
 
@@ -129,14 +130,20 @@ class RecipeLoader(TaskLoader2):
         return {"dep_file": str(cache / "doit.sqlite3"), "backend": "sqlite3"}
 
     def load_tasks(self, cmd, pos_args):
+        known, self.problems = scan(self.root / "recipes")  # a bad file is reported, skipped
+        names = []
         try:
-            known = recipes.names_in(self.root / "recipes")
-            names = recipe_names_from(list(pos_args or []), known)
-            for name in names:
-                get_recipe(self.root, name)
+            for name in recipe_names_from(list(pos_args or []), known):
+                try:
+                    get_recipe(self.root, name)
+                    names.append(name)
+                except RecipeError as err:
+                    self.problems.append(err)
             modules = stages()
         except NNBuildError as err:
             _fail(err)
+        for err in self.problems:
+            print(f"doit: error: {err} (skipped; the other recipes go on)", file=sys.stderr)
         tasks = []
         for stage, module in modules.items():
             tasks.extend(generate_tasks(stage, _stage_tasks(self.root, stage, module, names)))
@@ -157,8 +164,11 @@ class Build(Run):
     def execute(self, params, args):
         root = recipes.project_root()
         try:
-            known = recipes.names_in(root / "recipes")
+            known, problems = scan(root / "recipes")
             for name in args:
+                for err in problems:  # a named recipe whose file is bad: that file's error
+                    if err.where.split(":")[0] == recipes.display(root / "recipes" / f"{name}.yaml"):
+                        raise err
                 if name not in known:
                     recipes.check_name(name)
                     raise NNBuildError(name, "unknown recipe", expected="one of " + ", ".join(
@@ -170,6 +180,7 @@ class Build(Run):
         targets = [f"{stage}:{name}" for name in (args or known) for stage in final]
         with interrupt.sigterm_raises():
             try:
-                return super().execute(params, targets)
+                status = super().execute(params, targets)
+                return status or (2 if getattr(self.loader, "problems", None) else 0)
             except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM as interrupt.Terminated
                 return interrupt.exit_status(err, "doit build")
