@@ -132,12 +132,18 @@ class RecipeLoader(TaskLoader2):
     def load_tasks(self, cmd, pos_args):
         known, self.problems = scan(self.root / "recipes")  # a bad file is reported, skipped
         names = []
+        wanted = recipe_names_from(list(pos_args or []), known)
+        # recipes the user named fail the command; the others are reported and skipped
+        named = getattr(self, "named", None)
+        named = set(wanted if pos_args else ()) if named is None else named
         try:
-            for name in recipe_names_from(list(pos_args or []), known):
+            for name in wanted:
                 try:
                     get_recipe(self.root, name)
                     names.append(name)
                 except RecipeError as err:
+                    if name in named:
+                        raise
                     self.problems.append(err)
             modules = stages()
         except NNBuildError as err:
@@ -178,6 +184,7 @@ class Build(Run):
             print(f"doit build: error: {err}", file=sys.stderr)
             return err.exit_code
         targets = [f"{stage}:{name}" for name in (args or known) for stage in final]
+        self.loader.named = set(args)  # `doit build` alone: every recipe, none named
         with interrupt.sigterm_raises():
             try:
                 status = super().execute(params, targets)
