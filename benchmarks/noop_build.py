@@ -1,5 +1,6 @@
 """No-op build speed: second `doit build RECIPE` vs `python -c "import doit, yaml"`, 50-recipe
-`doit list` / no-op `doit build`, and restoring a reverted recipe change (medians).
+`doit list` / no-op `doit build`, restoring a reverted recipe change, and the same no-op in a
+project made by `nnbuild init` (medians).
 
 Usage: python benchmarks/noop_build.py [--recipe retinaface-640] [--runs 7]
 Run from the project root; sources come through NNBUILD_MIRROR (default ../shared).
@@ -76,7 +77,25 @@ def main() -> int:
                        capture_output=True)
         print(f"revert restore of {args.recipe}: {(time.perf_counter() - start) * 1000:.0f} ms "
               f"(target < 2000 ms)")
+    own_project(py, env, args, base)
     return 0
+
+
+def own_project(py: str, env: dict, args, base: float) -> None:
+    """The same no-op in a project made by `nnbuild init`, its recipe extending the zoo."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proj = pathlib.Path(tmp)
+        subprocess.run([py, "-m", "nnbuild.cli", "init", str(proj)], env=env, check=True,
+                       capture_output=True)
+        (proj / "recipes" / "mine.yaml").write_text(f"extends: zoo:{args.recipe}\n")
+        env_own = dict(env, NNBUILD_CACHE=env.get("NNBUILD_CACHE") or str(ROOT / "cache"))
+        subprocess.run([py, "-m", "doit", "build", "mine"], cwd=proj, env=env_own, check=True,
+                       capture_output=True)
+        for label, cmd in (("doit build", [py, "-m", "doit", "build", "mine"]),
+                           ("nnbuild build", [py, "-m", "nnbuild.cli", "build", "mine"])):
+            took = timed(cmd, proj, env_own, args.runs)
+            print(f"own project (nnbuild init, extends zoo:{args.recipe}): no-op {label} "
+                  f"{took * 1000:.0f} ms = {took / base:.2f}x (target <= 2x)")
 
 
 if __name__ == "__main__":

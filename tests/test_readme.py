@@ -118,6 +118,14 @@ def check_output(project, command: str, output: str) -> None:
         assert "ok (" in output
     elif command.startswith("nnbuild report"):
         assert output.strip().endswith("report.html")
+    elif command.startswith("nnbuild init"):
+        assert (project.parent / "my-models" / "recipes" / "example.yaml").is_file()
+    elif command.startswith("cd ../my-models"):
+        assert (project.parent / "my-models" / "dist" / "example.tar.gz").is_file()
+    elif command.startswith("nnbuild zoo"):
+        assert "zoo:retinaface-640" in output
+    elif command.startswith("nnbuild validate recipes/"):
+        assert output == "mtcnn-pnet: ok\n"
     elif command.startswith("nnbuild new"):
         assert (project / "recipes" / "my-retinaface.yaml").is_file()
     elif command.startswith("nnbuild inspect"):

@@ -57,7 +57,7 @@ class StageContext:
                                hint="add it to the stage module's NEEDS") from None
 
     def files(self, group: str) -> list[Path]:
-        """Verified local copies of ``external_inputs(recipe)[group]``, sorted by sha256."""
+        """Verified local copies of ``external_inputs(spec)[group]``, sorted by sha256."""
         return self._fetch_group(group)
 
     def code_digest(self, module: str) -> str:

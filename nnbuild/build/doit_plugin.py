@@ -35,6 +35,13 @@ from nnbuild.errors import CheckFailed, NNBuildError, RecipeError
 from nnbuild.build.registry import final_stages, stages
 from nnbuild.build.runner import Pipeline
 
+# The doit wiring (what pyproject.toml's [tool.doit] sections say), for `nnbuild build` in a
+# project without them and for the pyproject.toml `nnbuild init` writes.
+DOIT_CONFIG = {
+    "GLOBAL": {"loader": "nnbuild", "backend": "sqlite3", "dep_file": "cache/doit.sqlite3"},
+    "LOADER": {"nnbuild": "nnbuild.build.doit_plugin:RecipeLoader"},
+    "COMMAND": {"build": "nnbuild.build.doit_plugin:Build"},
+}
 _PIPELINES: dict[str, Pipeline] = {}
 _RECIPES: dict[tuple[str, str], recipes.Recipe] = {}
 
@@ -191,3 +198,12 @@ class Build(Run):
                 return status or (2 if getattr(self.loader, "problems", None) else 0)
             except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM as interrupt.Terminated
                 return interrupt.exit_status(err, "doit build")
+
+
+def run_build(names: list[str], processes: int | None = None) -> int:
+    """``nnbuild build [RECIPE ...]``: the same build as ``doit build``, from any project folder
+    (the project's own [tool.doit] sections, if any, take precedence over ``DOIT_CONFIG``)."""
+    from doit.doit_cmd import DoitMain
+
+    args = ["build"] + ([f"-n{processes}"] if processes else []) + list(names)
+    return DoitMain(extra_config=DOIT_CONFIG).run(args)

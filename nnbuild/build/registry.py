@@ -1,10 +1,10 @@
 """The stage registry: which stage modules exist, in pipeline order, with their contract checked.
 
 A stage module (docs/design.md "Stages") defines ``NAME``, ``NEEDS``, ``READS``,
-``run(ctx)`` and optionally ``external_inputs(recipe)`` and ``tool_versions(recipe)``. The
-default pipeline is ``STAGE_ORDER``; a module that does not exist yet is skipped together with
-every stage that needs it, so ``doit build`` builds the stages that exist and never crashes.
-``NNBUILD_STAGES`` (comma-separated module names) replaces the pipeline, for tests.
+``run(ctx)`` and optionally ``external_inputs(spec)`` and ``tool_versions(spec)``; the code in
+its key is derived from its import closure (``build.fingerprint``). The default pipeline is
+``STAGE_ORDER``; ``NNBUILD_STAGES`` (comma-separated module names) replaces it, for tests. A
+stage module that does not exist is an error (it used to be skipped silently).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _import(module_name: str) -> ModuleType:
 def stages() -> dict[str, ModuleType]:
     """``{name: module}`` of the usable stages, in pipeline order.
 
-    A stage is usable when its module exists and every stage in its ``NEEDS`` is usable.
+    A stage is usable when every stage in its ``NEEDS`` is usable.
 
     Raises:
         NNBuildError: a module breaks the contract, or two modules share a ``NAME``.

@@ -4,9 +4,10 @@ Rules (docs/design.md "Recipe"):
 
 * ``recipes/<name>.yaml`` is a recipe named by its file stem; files under ``recipes/_base/`` (and
   any directory starting with ``_``) are bases, not recipes.
-* ``extends: FILE`` (relative to the file) deep-merges the file over its base: maps merge, lists,
-  scalars, REFs and image selections (``{manifest, skip}``) replace. Chains are allowed, cycles and missing bases are errors. A base's
-  ``matrix`` is not inherited.
+* ``extends: FILE`` (relative to the file, or ``zoo:NAME`` for a recipe of nnbuild's zoo,
+  ``recipe.zoo``) deep-merges the file over its base: maps merge; lists, scalars, REFs and
+  image selections (``{manifest, skip}``) replace. Chains are allowed, cycles and missing bases
+  are errors. A base's ``matrix`` is not inherited.
 * Paths (``source.*``, ``*.images`` and their manifests, ``mapper.path``) are relative to the
   file that states them and are resolved to absolute paths; string REFs become ``{"path": ...}``.
 * ``matrix: {dotted.key: [v1, v2], ...}`` expands one file into the cross product of variants.
@@ -35,6 +36,7 @@ import yaml
 
 from nnbuild.errors import RecipeError
 from nnbuild.hashing import sha256_file
+from nnbuild.recipe import zoo
 from nnbuild.recipe.schema import validate
 from nnbuild.recipe.spec import RecipeSpec
 from nnbuild.recipe.yamlsafe import load_text
@@ -178,7 +180,10 @@ def load_merged(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     if not isinstance(parent, str):
         raise RecipeError(f"{display(path)}: extends", "not a file name", expected="a path string",
                           got=repr(parent))
-    base_path = (path.parent / parent).resolve()
+    if parent.startswith(zoo.PREFIX):
+        base_path = zoo.zoo_path(parent, f"{display(path)}: extends")
+    else:
+        base_path = (path.parent / parent).resolve()
     if not base_path.is_file():
         raise RecipeError(f"{display(path)}: extends", "base file not found",
                           expected="an existing file relative to the recipe", got=parent,

@@ -142,11 +142,21 @@ class RecipeSpec:
         return spec
 
     def to_dict(self) -> dict:
-        """JSON-able values with every default filled in (stage keys read this)."""
-        out = dataclasses.asdict(self)
+        """JSON- and YAML-able values with every default filled in, in the recipe's own format
+        (stage keys read it; the package's recipe.yaml is written from it)."""
+        out = _plain(dataclasses.asdict(self))
         gates = out["check"].pop("gates")
         out["check"].update(gates)
         return out
+
+
+def _plain(value: Any) -> Any:
+    """Tuples become lists, recursively (YAML's safe dumper knows no tuples)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _input(values: dict, where: str) -> InputSpec:

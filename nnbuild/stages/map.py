@@ -8,7 +8,7 @@ Outputs (docs/design.md "Stages"):
   the cost model's latency estimate;
 * ``<name>.wk`` + ``mapper.log`` when a real nnie_mapper is configured (``mapper.path`` in the
   recipe, else the ``NNIE_MAPPER`` environment variable). Its version banner belongs in the stage
-  key: the runner calls ``tool_versions(recipe)`` and hashes the result.
+  key: the runner calls ``tool_versions(spec)`` and hashes the result.
 
 Importable without numpy: heavy modules are imported inside the functions that need them.
 """

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.e2e_project import ROOT, doit, env, executed, make_project
+from e2e.e2e_project import ROOT, doit, env, executed, make_project, nnbuild
 
 RECIPE = "mtcnn-pnet"
 
@@ -58,6 +58,10 @@ def test_report_code_edit_reruns_the_check_stage_only(copy):
     proj, environ, pkg = copy
     svg = pkg / "check" / "svg.py"
     svg.write_text(svg.read_text() + "\n# an edit\n")
+    why = nnbuild(proj, "explain", RECIPE, environ=environ)
+    assert why.returncode == 0, why
+    assert "check:mtcnn-pnet: would run\n  code_changed: nnbuild/check/svg.py\n" in why.stdout
+    assert "patch:mtcnn-pnet: up to date" in why.stdout
     result, ran = rebuild(proj, environ)
     assert result.returncode == 0, result
     # the comment leaves report.html byte-identical, so package (keyed on it) stays current

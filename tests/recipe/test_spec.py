@@ -40,9 +40,9 @@ def test_defaults_are_the_specs_and_fill_every_field():
     spec = RecipeSpec.from_data({"source": {}, "input": {"color": "BGR"}})
     values = spec.to_dict()
     assert values["input"] == {"color": "BGR", "name": None, "shape": None,
-                               "mean": (0.0, 0.0, 0.0), "scale": 1.0, "resize": "stretch",
+                               "mean": [0.0, 0.0, 0.0], "scale": 1.0, "resize": "stretch",
                                "pad_value": 0.0}
-    assert values["quant"] == {"mode": "int8", "high_precision": ()}
+    assert values["quant"] == {"mode": "int8", "high_precision": []}
     assert values["target"] == {"chip": "hi3516dv300"}
     assert values["mapper"] == {"path": None, "internal_stride": 16, "log_level": 2}
     assert values["patch_check"]["tolerance"] == 1e-4
