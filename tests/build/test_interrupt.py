@@ -82,10 +82,11 @@ def _no_check_entry_and_no_work_dir(proj, pid):
 def test_kill_9_of_the_build_leaves_no_worker(project):
     proc, workers = _start_check(project)
     proc.kill()
-    proc.communicate()
+    proc.wait()  # not communicate(): orphaned workers would hold its pipes open forever
     survivors = _gone_within(workers, 5)
     for pid in survivors:  # never leave them behind, even when the test fails
         os.kill(pid, signal.SIGKILL)
+    proc.communicate()
     assert survivors == [], f"workers {survivors} outlived kill -9 of their parent"
 
 
@@ -94,10 +95,13 @@ def test_kill_9_of_the_build_leaves_no_worker(project):
 def test_sigterm_and_ctrl_c_stop_cleanly(project, signum, status, word):
     proc, workers = _start_check(project)
     proc.send_signal(signum)
-    out, err = proc.communicate(timeout=60)
-    survivors = _gone_within(workers, 5)
-    for pid in survivors:
-        os.kill(pid, signal.SIGKILL)
+    try:
+        proc.wait(timeout=60)
+    finally:
+        survivors = _gone_within(workers, 5)
+        for pid in survivors:
+            os.kill(pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=30)
     assert proc.returncode == status, (out, err)
     assert "Traceback" not in err + out, err
     assert err.strip().splitlines()[-1].startswith(f"doit build: {word}"), err
