@@ -26,7 +26,7 @@ if sys.argv[1] != "-":
         verify(sys.argv[1])
     except PackageError as err:
         print(err, file=sys.stderr)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) // 1024)
 """
 
 
