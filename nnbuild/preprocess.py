@@ -28,6 +28,9 @@ from nnbuild.errors import FetchError, RecipeError
 
 COLORS = ("RGB", "BGR")
 RESIZE_MODES = ("stretch", "letterbox")
+# Decoding is refused above this (8000x8000, 192 MB as RGB): network inputs are at most 4096^2,
+# and a PNG of 75 bytes can claim 30000x30000 (a decompression bomb).
+MAX_PIXELS = 64_000_000
 
 
 def _hw(shape: Sequence[int]) -> tuple[int, int]:
@@ -76,6 +79,12 @@ def _letterbox_size(src_wh: tuple[int, int], height: int, width: int) -> tuple[i
             max(1, min(height, round(src_wh[1] * scale))))
 
 
+def _too_large(path: str | os.PathLike, got: str) -> FetchError:
+    return FetchError(str(path), "picture too large to decode", expected=f"at most {MAX_PIXELS} "
+                      "pixels", got=got, hint="a decompression bomb or a huge photo: shrink it "
+                      "or remove it from the recipe's images")
+
+
 def _decode(path: str | os.PathLike) -> "Image.Image":
     """Decode a picture to an RGB Pillow image, applying its EXIF orientation.
 
@@ -86,8 +95,12 @@ def _decode(path: str | os.PathLike) -> "Image.Image":
 
     try:
         with Image.open(path) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise _too_large(path, f"{img.width}x{img.height} pixels")
             img = ImageOps.exif_transpose(img)
             return img.convert("RGB")
+    except Image.DecompressionBombError as err:  # Pillow's own limit, hit while opening
+        raise _too_large(path, str(err).split(",")[0]) from None
     except FileNotFoundError:
         raise FetchError(str(path), "image file not found",
                          hint="check the recipe's image list") from None

@@ -28,8 +28,10 @@ from doit.exceptions import TaskError, TaskFailed
 from doit.loader import generate_tasks
 
 from nnbuild.recipe import load as recipes
+from nnbuild.recipe.scan import scan
+from nnbuild.build import interrupt
 from nnbuild.build.cache import Cache
-from nnbuild.errors import CheckFailed, NNBuildError
+from nnbuild.errors import CheckFailed, NNBuildError, RecipeError
 from nnbuild.build.registry import final_stages, stages
 from nnbuild.build.runner import Pipeline
 
@@ -135,14 +137,26 @@ class RecipeLoader(TaskLoader2):
         return {"dep_file": str(cache / "doit.sqlite3"), "backend": "sqlite3"}
 
     def load_tasks(self, cmd, pos_args):
+        known, self.problems = scan(self.root / "recipes")  # a bad file is reported, skipped
+        names = []
+        wanted = recipe_names_from(list(pos_args or []), known)
+        # recipes the user named fail the command; the others are reported and skipped
+        named = getattr(self, "named", None)
+        named = set(wanted if pos_args else ()) if named is None else named
         try:
-            known = recipes.names_in(self.root / "recipes")
-            names = recipe_names_from(list(pos_args or []), known)
-            for name in names:
-                get_recipe(self.root, name)
+            for name in wanted:
+                try:
+                    get_recipe(self.root, name)
+                    names.append(name)
+                except RecipeError as err:
+                    if name in named:
+                        raise
+                    self.problems.append(err)
             modules = stages()
         except NNBuildError as err:
             _fail(err)
+        for err in self.problems:
+            print(f"doit: error: {err} (skipped; the other recipes go on)", file=sys.stderr)
         tasks = []
         for stage, module in modules.items():
             tasks.extend(generate_tasks(stage, _stage_tasks(self.root, stage, module, names)))
@@ -163,8 +177,11 @@ class Build(Run):
     def execute(self, params, args):
         root = recipes.project_root()
         try:
-            known = recipes.names_in(root / "recipes")
+            known, problems = scan(root / "recipes")
             for name in args:
+                for err in problems:  # a named recipe whose file is bad: that file's error
+                    if err.where.split(":")[0] == recipes.display(root / "recipes" / f"{name}.yaml"):
+                        raise err
                 if name not in known:
                     recipes.check_name(name)
                     raise NNBuildError(name, "unknown recipe", expected="one of " + ", ".join(
@@ -174,7 +191,13 @@ class Build(Run):
             print(f"doit build: error: {err}", file=sys.stderr)
             return err.exit_code
         targets = [f"{stage}:{name}" for name in (args or known) for stage in final]
-        return super().execute(params, targets)
+        self.loader.named = set(args)  # `doit build` alone: every recipe, none named
+        with interrupt.sigterm_raises():
+            try:
+                status = super().execute(params, targets)
+                return status or (2 if getattr(self.loader, "problems", None) else 0)
+            except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM as interrupt.Terminated
+                return interrupt.exit_status(err, "doit build")
 
 
 def run_build(names: list[str], processes: int | None = None) -> int:

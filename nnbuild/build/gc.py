@@ -1,9 +1,11 @@
 """Keeping the cache in bounds: ``gc`` (stale staging files, unreferenced content, least
 recently used entries) and ``stats``.
 
-gc removes stale staging files of killed builds, content files no entry references (older than
+gc removes staging files of killed builds (older than ``grace``; never a running build's), the
+folders of recipes that no longer exist, content files no entry references (older than
 ``grace`` seconds, so a build that is storing files right now keeps them), then the least
-recently used stage entries (entry mtime = last use) until the content store fits the size.
+recently used stage entries (entry mtime = last use) and per-recipe folders until everything
+nnbuild keeps fits the size (``footprint.py``).
 """
 
 from __future__ import annotations
@@ -35,14 +37,32 @@ def _blob_sizes(cache) -> dict[str, tuple[int, float]]:
     return blobs
 
 
-def gc(cache, max_size: int | None = None, grace: float = 600.0) -> dict[str, int]:
-    """Collect garbage; returns counts and bytes removed/kept."""
-    from nnbuild.build.cache import remove_tree, stale_tmp
+def gc(cache, max_size: int | None = None, grace: float = 600.0,
+       recipes: set[str] | None = None) -> dict[str, int]:
+    """Collect garbage; returns counts and bytes removed/kept.
 
-    removed = {"tmp": 0, "files": 0, "entries": 0, "bytes": 0}
-    for path in stale_tmp(cache, older_than=max(grace, 3600.0)):
+    ``max_size`` bounds everything nnbuild keeps (store, ``out/``, ``scratch/``, ``tmp/``):
+    least recently used entries go first, then per-recipe folders, oldest first. ``recipes``
+    (the names that still exist) lets gc remove the folders of deleted recipes.
+    """
+    from nnbuild.build import footprint
+    from nnbuild.build.cache import remove_tree
+
+    removed = {"tmp": 0, "files": 0, "entries": 0, "bytes": 0, "folders": 0}
+
+    def drop_tree(path) -> None:
+        removed["bytes"] += footprint.tree_size(path)
         remove_tree(path) if path.is_dir() else path.unlink(missing_ok=True)
+
+    for path in footprint.removable_tmp(cache, grace):
+        drop_tree(path)
         removed["tmp"] += 1
+    folders = footprint.recipe_dirs(cache)
+    if recipes is not None:
+        for path in [p for p in folders if p.name not in recipes]:
+            drop_tree(path)
+            removed["folders"] += 1
+        folders = [p for p in folders if p.name in recipes]
     entries = []  # (last use, path, referenced digests)
     for path, entry in cache.iter_entries():
         if entry is None or not isinstance(entry.get("outputs"), dict):
@@ -58,7 +78,12 @@ def gc(cache, max_size: int | None = None, grace: float = 600.0) -> dict[str, in
     for digest, (size, mtime) in list(blobs.items()):
         if digest not in live and now - mtime >= grace:
             _drop_blob(cache, digest, size, blobs, removed)
-    while max_size is not None and entries and sum(s for s, _m in blobs.values()) > max_size:
+    other = sum(footprint.sizes(cache).values())  # out/, scratch/, tmp/ left after the above
+
+    def total() -> int:
+        return sum(s for s, _m in blobs.values()) + other
+
+    while max_size is not None and entries and total() > max_size:
         _mtime, path, refs = entries.pop(0)
         path.unlink(missing_ok=True)
         removed["entries"] += 1
@@ -66,8 +91,15 @@ def gc(cache, max_size: int | None = None, grace: float = 600.0) -> dict[str, in
         for digest in refs - still:
             if digest in blobs:
                 _drop_blob(cache, digest, blobs[digest][0], blobs, removed)
+    for path in footprint.by_last_use(folders) if max_size is not None else []:
+        if total() <= max_size:
+            break
+        size = footprint.tree_size(path)
+        drop_tree(path)
+        other -= size
+        removed["folders"] += 1
     removed["kept_entries"] = len(entries)
-    removed["kept_bytes"] = sum(s for s, _m in blobs.values())
+    removed["kept_bytes"] = total()
     return removed
 
 
@@ -79,13 +111,15 @@ def _drop_blob(cache, digest: str, size: int, blobs: dict, removed: dict) -> Non
 
 
 def stats(cache) -> dict[str, Any]:
-    """Entry counts per stage, content-store size, materialised-output size."""
+    """Entry counts per stage; bytes in the content store, out/, scratch/ and tmp/."""
+    from nnbuild.build import footprint
+
     per_stage: dict[str, int] = {}
     for path in (cache.base / "ac").glob("*/*/*.json"):
         stage = path.parent.parent.name
         per_stage[stage] = per_stage.get(stage, 0) + 1
     blobs = _blob_sizes(cache)
-    out_bytes = sum(p.stat().st_size for p in (cache.base / "out").rglob("*") if p.is_file())
+    kept = footprint.sizes(cache)
     return {"root": str(cache.root), "entries": dict(sorted(per_stage.items())),
             "files": len(blobs), "bytes": sum(s for s, _m in blobs.values()),
-            "out_bytes": out_bytes}
+            "out_bytes": kept["out"], "scratch_bytes": kept["scratch"], "tmp_bytes": kept["tmp"]}

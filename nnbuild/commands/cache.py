@@ -42,9 +42,17 @@ def _human(n: float) -> str:
 def run_gc(args: argparse.Namespace) -> int:
     """Run gc and print what it removed."""
     limit = parse_size(args.max_size) if args.max_size is not None else None
-    result = gc(_cache(), limit, args.grace)
-    print(f"removed {result['entries']} entries, {result['files']} files "
-          f"({_human(result['bytes'])}), {result['tmp']} stale staging items; kept "
+    from nnbuild.recipe.load import recipes_dir
+    from nnbuild.recipe.scan import scan
+
+    folder = recipes_dir()
+    names, problems = scan(folder)
+    # no recipes/ here, or a file that cannot be read now: which recipes exist is unknown
+    known = set(names) if folder.is_dir() and not problems else None
+    result = gc(_cache(), limit, args.grace, known)
+    print(f"removed {result['entries']} entries, {result['files']} files, "
+          f"{result['folders']} output folders, {result['tmp']} stale staging items "
+          f"({_human(result['bytes'])}); kept "
           f"{result['kept_entries']} entries ({_human(result['kept_bytes'])})")
     return 0
 
@@ -56,6 +64,10 @@ def run_stats(args: argparse.Namespace) -> int:
     print(f"cache: {info['root']}")
     print(f"content store: {info['files']} files, {_human(info['bytes'])}")
     print(f"materialised outputs: {_human(info['out_bytes'])}")
+    print(f"per-image results (scratch): {_human(info['scratch_bytes'])}")
+    print(f"staging (tmp): {_human(info['tmp_bytes'])}")
+    total = info["bytes"] + info["out_bytes"] + info["scratch_bytes"] + info["tmp_bytes"]
+    print(f"total: {_human(total)}")
     for stage, count in info["entries"].items():
         print(f"  {stage}: {count} entries")
     return 0

@@ -31,14 +31,20 @@ def run_new(args: argparse.Namespace) -> int:
 
 def run_validate(args: argparse.Namespace) -> int:
     """Validate (no validation cache: always the full schema) and print one line per recipe."""
-    from nnbuild.recipe.load import load, load_all, recipes_dir
+    import sys
+
+    from nnbuild.recipe.load import load, recipes_dir
+    from nnbuild.recipe.scan import load_each
 
     folder = recipes_dir()
-    found = {}
+    found, problems = {}, []
     for ref in args.recipes:
         recipe = load(ref, folder)
         found[recipe.name] = recipe
-    found = found if args.recipes else load_all(folder)
+    if not args.recipes:  # every file: a bad one is reported and the others still checked
+        found, problems = load_each(folder)
+    for err in problems:
+        print(f"nnbuild: error: {err}", file=sys.stderr)
     for name in sorted(found):
         print(f"{name}: ok")
-    return 0
+    return 2 if problems else 0

@@ -24,6 +24,9 @@ from nnbuild.nnie.chips import DEFAULT_CHIP
 ENV_VAR = "NNIE_MAPPER"
 LOG_NAME = "mapper.log"
 VERSION_RE = re.compile(r"nnie_mapper_(1[12])")
+# nnie_mapper run without arguments prints "Mapper Version 1.2.x.y_Bzzz (NNIE_1.2) ..." (the
+# stand-in: "... version 1.2.0.0-standin"): NNIE major.minor, 1.1 or 1.2 (nnie-facts.md §1).
+BANNER_RE = re.compile(r"version\s*:?\s*v?1\.(\d+)\.", re.IGNORECASE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +65,29 @@ def find_mapper(recipe_mapper_path: str | os.PathLike | None = None,
         raise MapperError(where, f"wrong mapper version for {chip}",
                           expected=f"nnie_mapper_{wanted}", got=exe.name,
                           hint="a .wk built by the other version fails to load on the board")
+    check_banner(exe, wanted, where)
     return exe
+
+
+def check_banner(exe: pathlib.Path, wanted: int, where: str) -> None:
+    """Refuse ``exe`` unless its banner (``mapper_version``) names NNIE 1.<wanted - 10>.
+
+    A recipe's ``mapper.path`` names a program nnbuild runs: ``/bin/true`` or any other program
+    must not get as far as the real run (recipes are trusted like Makefiles, but a wrong path
+    should not run something else for hours or "succeed" with no .wk).
+    """
+    banner = mapper_version(exe).split(" ", 2)[2:]
+    found = BANNER_RE.search(banner[0]) if banner else None
+    if not found:
+        raise MapperError(where, "not an nnie_mapper: no version banner", expected="a banner like "
+                          "'Mapper Version 1.2.x' when run without arguments",
+                          got=repr(banner[0]) if banner else "no output",
+                          hint=f"point it at HiSilicon's nnie_mapper_{wanted} or unset it")
+    if 10 + int(found.group(1)) != wanted:
+        raise MapperError(where, "wrong mapper version in its banner",
+                          expected=f"NNIE 1.{wanted - 10} (nnie_mapper_{wanted})",
+                          got=repr(banner[0]),
+                          hint="a .wk built by the other version fails to load on the board")
 
 
 def mapper_version(exe: str | os.PathLike) -> str:

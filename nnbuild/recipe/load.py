@@ -39,10 +39,10 @@ from nnbuild.hashing import sha256_file
 from nnbuild.recipe import zoo
 from nnbuild.recipe.schema import validate
 from nnbuild.recipe.spec import RecipeSpec
+from nnbuild.recipe.yamlsafe import load_text
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 IMAGE_SECTIONS = ("patch_check", "calibration", "check")
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def load_yaml(path: Path) -> dict:
         raise RecipeError(display(path), "cannot read the file", expected="a readable file",
                           got=err.strerror, hint="check the path") from None
     try:
-        data = yaml.load(text, Loader=_LOADER)
+        data = load_text(text, display(path))
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"{display(path)}:{mark.line + 1}:{mark.column + 1}" if mark else display(path)

@@ -41,7 +41,9 @@ def run(ctx) -> None:
 
     from nnbuild import preprocess
     from nnbuild.board.frames import write_frame
+    from nnbuild.build.origins import renamed
     from nnbuild.caffe import io
+    from nnbuild.errors import NNBuildError
     from nnbuild.nnie.calibrate import CalibrationWarning, calibrate, size_warning
 
     patch = ctx.upstream("patch")
@@ -58,7 +60,11 @@ def run(ctx) -> None:
 
     def feeds():
         for index, path in enumerate(files):
-            rgb = net.uint8(path)
+            try:
+                rgb = net.uint8(path)
+            except NNBuildError as err:  # name the recipe's picture, not its cache copy
+                raise renamed(err, path, external_inputs(ctx.spec)[GROUP],
+                              "calibration.images") from None
             written.append(write_frame(rgb, ctx.out / "images" / f"{index:03d}", net.format))
             yield {net.name: net.tensor(rgb)}
 

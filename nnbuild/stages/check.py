@@ -126,6 +126,9 @@ def compute(ctx, jobs: list, keys: list[str]) -> list[dict]:
     """Per-image results: cached ones from ``ctx.scratch``, the rest over a process pool."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    from nnbuild.build.origins import renamed
+    from nnbuild.build.workers import die_with_parent, stop_pool
+    from nnbuild.errors import NNBuildError
     from nnbuild.check.image import check_image_safe, raise_error
 
     results: list[dict | None] = [None] * len(jobs)
@@ -139,6 +142,15 @@ def compute(ctx, jobs: list, keys: list[str]) -> list[dict]:
     ctx.log(f"check: {len(jobs) - len(todo)} image(s) cached, {len(todo)} to compute")
     workers = min(os.cpu_count() or 1, len(todo))
 
+    def reraise(result: dict, i: int) -> None:
+        try:
+            raise_error(result)
+        except NNBuildError as err:  # name the recipe's picture, not its cache copy
+            if not ctx.spec.check.images:
+                raise
+            raise renamed(err, jobs[i].image, external_inputs(ctx.spec)[GROUP],
+                          "check.images") from None
+
     def store(i: int, result: dict) -> None:
         tmp = ctx.scratch / f"{keys[i]}.tmp{os.getpid()}"
         tmp.write_text(json.dumps(result), encoding="utf-8")
@@ -148,15 +160,21 @@ def compute(ctx, jobs: list, keys: list[str]) -> list[dict]:
     if workers <= 1:
         for i in ctx.progress(todo, total=len(todo), desc="check"):
             result = check_image_safe(jobs[i])
-            raise_error(result)  # both paths report errors the same way: one line
+            reraise(result, i)  # both paths report errors the same way: one line
             store(i, result)
     elif todo:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent,
+                                   initargs=(os.getpid(),))
+        try:
             futures = {pool.submit(check_image_safe, jobs[i]): i for i in todo}
             for future in ctx.progress(as_completed(futures), total=len(todo), desc="check"):
                 result = future.result()
-                raise_error(result)
+                reraise(result, futures[future])
                 store(futures[future], result)
+        except BaseException:
+            stop_pool(pool)  # Ctrl-C, SIGTERM or an error: do not finish the queue first
+            raise
+        pool.shutdown()
     return results
 
 

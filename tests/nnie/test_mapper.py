@@ -119,12 +119,12 @@ def test_find_mapper(standin, tmp_path, monkeypatch):
     assert nm.find_mapper(None) is None
     monkeypatch.setenv(nm.ENV_VAR, str(standin))
     assert nm.find_mapper(None) == standin
-    other = make_exe(tmp_path, "mapper_from_recipe", "exit 0")
+    other = make_exe(tmp_path, "mapper_from_recipe", "echo 'Mapper Version 1.2.2.3_B010 (NNIE_1.2)'")
     assert nm.mapper_for_recipe(RecipeSpec.from_data(
         {"input": {"color": "RGB"}, "mapper": {"path": str(other)}})) == other  # the recipe wins
     with pytest.raises(MapperError, match="wrong mapper version for hi3559av100.*nnie_mapper_11"):
         nm.find_mapper(None, chip="hi3559av100")
-    eleven = make_exe(tmp_path, "nnie_mapper_11", "exit 0")
+    eleven = make_exe(tmp_path, "nnie_mapper_11", "echo 'Mapper Version 1.1.2.0_B010 (NNIE_1.1)'")
     assert nm.find_mapper(eleven, chip="hi3559av100") == eleven
     plain = tmp_path / "not-executable"
     plain.write_text("")
@@ -138,3 +138,31 @@ def test_find_mapper(standin, tmp_path, monkeypatch):
 def test_cfg_value():
     assert nm.cfg_value("[a] 1\n[instruction_name] out/x\n", "instruction_name") == "out/x"
     assert nm.cfg_value("[a] 1\n", "b") is None
+
+
+def test_a_program_without_an_nnie_banner_is_refused_before_it_runs(tmp_path):
+    with pytest.raises(MapperError) as info:
+        nm.find_mapper("/bin/true")
+    assert str(info.value) == (
+        "mapper.path: not an nnie_mapper: no version banner. Expected a banner like 'Mapper "
+        "Version 1.2.x' when run without arguments, got no output. Hint: point it at "
+        "HiSilicon's nnie_mapper_12 or unset it.")
+    chatty = make_exe(tmp_path, "tool", "echo 'usage: tool FILE'")
+    with pytest.raises(MapperError, match=r"no version banner.*got 'usage: tool FILE'"):
+        nm.find_mapper(chatty)
+    wrong = make_exe(tmp_path, "mapper", "echo 'Mapper Version 1.1.2.0_B010 (NNIE_1.1)'")
+    with pytest.raises(MapperError, match=r"wrong mapper version in its banner\. Expected NNIE "
+                                          r"1\.2 \(nnie_mapper_12\)"):
+        nm.find_mapper(wrong, chip="hi3516dv300")
+
+
+def test_a_build_with_bin_true_as_mapper_fails_in_one_line(tmp_path):
+    from e2e.e2e_project import doit, env, make_project, override_text, write_recipe
+
+    proj = make_project(tmp_path / "p", [])
+    write_recipe(proj, "mtcnn-pnet", override_text("mtcnn-pnet") + "mapper: {path: /bin/true}\n")
+    run = doit(proj, "build", "mtcnn-pnet", environ=env())
+    assert run.returncode == 2, run
+    assert "Traceback" not in run.stdout + run.stderr
+    assert "mapper.path: not an nnie_mapper: no version banner" in run.stdout + run.stderr, run
+    assert not (proj / "dist" / "mtcnn-pnet.tar.gz").exists()
