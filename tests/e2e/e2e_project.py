@@ -23,6 +23,13 @@ ZOO = ROOT / "recipes"
 STANDIN = TESTS / "fakes" / "nnie_mapper_12_standin.py"
 # Small counts so the whole zoo builds in CI time.
 SMALL = {"calibration": {"count": 4}, "check": {"count": 2}, "patch_check": {"count": 1}}
+# The zoo's gates are measured on its full sets (16 calibration + 8 check photos, comments in
+# recipes/_base/, `python benchmarks/zoo.py`). Ranges from 4 pictures and metrics on 2 are worse
+# and noisier: with per-channel depthwise ranges the lowest layer cosine on these small sets was
+# 0.821 (retinaface-512) and the lowest recall of the float detections 0.733. These builds test
+# the pipeline, not the zoo's accuracy, so the two gates that depend most on the set size sit
+# below those small-set measurements here (only where the zoo recipe sets them).
+SMALL_SET_GATES = {"min_layer_cosine": 0.80, "min_recall_vs_float": 0.70}
 # Environment variables of the caller that would change what a build does.
 SCRUB = ("NNBUILD_ROOT", "NNBUILD_CACHE", "NNBUILD_MIRROR", "NNBUILD_STAGES", "NNIE_MAPPER",
          "STANDIN_FAIL", "STANDIN_NO_WK")
@@ -54,6 +61,10 @@ def override_text(name: str, counts: dict | None = None) -> str:
         values = dict(values)
         # never more images than the zoo recipe takes (mobilefacenet has only 3 aligned faces)
         values["count"] = min(values["count"], (merged.get(section) or {}).get("count", 99))
+        if section == "check":
+            zoo_check = merged.get("check") or {}
+            values.update({k: min(v, zoo_check[k]) for k, v in SMALL_SET_GATES.items()
+                           if k in zoo_check})
         inner = ", ".join(f"{k}: {v}" for k, v in values.items())
         lines.append(f"{section}: {{{inner}}}")
     return "\n".join(lines) + "\n"
