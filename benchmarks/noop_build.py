@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
+import re
 import shutil
 import statistics
 import subprocess
@@ -58,8 +59,10 @@ def main() -> int:
         (proj / "recipes" / f"{args.recipe}.yaml").write_text(source)
         pnet = (ROOT / "recipes" / "mtcnn-pnet.yaml").read_text()
         for index in range(49):
-            (proj / "recipes" / f"bench-{index:02d}.yaml").write_text(
-                pnet + f"\ndescription: benchmark variant {index}\n")
+            # one description per variant (a second `description:` key would be refused)
+            (proj / "recipes" / f"bench-{index:02d}.yaml").write_text(re.sub(
+                r"^description: .*$", f"description: benchmark variant {index}", pnet,
+                flags=re.M))
         env50 = dict(env, NNBUILD_CACHE=env.get("NNBUILD_CACHE") or str(ROOT / "cache"))
         subprocess.run([py, "-m", "doit", "build"], cwd=proj, env=env50, check=True,
                        capture_output=True)

@@ -247,6 +247,22 @@ def verify(path: pathlib.Path) -> dict:
     return state["manifest"]
 
 
+def read_files(path: pathlib.Path, wanted) -> dict[str, bytes]:
+    """Contents of the members ``wanted(name)`` selects, names relative to the package folder.
+
+    Call it after ``verify``: members are streamed the same way and each is bounded by its own
+    header size, which ``verify`` has checked against the manifest.
+    """
+    out: dict[str, bytes] = {}
+
+    def on_file(name: str, member: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
+        if wanted(name):
+            out[name] = _stream_digest(tar, member, member.size)[2]
+
+    _scan(path, on_file)
+    return out
+
+
 def _compare(path: pathlib.Path, recorded: dict, contents: dict[str, dict]) -> None:
     for name in sorted(set(recorded) | set(contents)):
         if name not in contents:

@@ -12,13 +12,13 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from nnbuild.archive import read_archive, verify
+    from nnbuild.archive import read_files, verify
     from nnbuild.nnie.wk.package_check import check_package_wk, packaged_wk
 
     for archive in args.archives:
         manifest = verify(archive)
         print(f"{archive}: ok ({len(manifest['files'])} files match manifest.json)")
-        _, contents = read_archive(archive)
+        contents = read_files(archive, lambda name: name.endswith(".wk") and "/" not in name)
         for name in packaged_wk(contents):   # a real mapper's .wk: inspect-wk + manifest outputs
             doc = check_package_wk(f"{archive}: {name}", contents[name], manifest)
             print(f"{archive}: {name} ok (NNIE {doc['nnie']}, {doc['data_width']}-bit, "
