@@ -40,7 +40,7 @@ IMAGE_TYPES = {"bgr": 1, "rgb": 1, "gray": 1, "yuv420sp": 3, "yvu420sp": 3}
 SUFFIXES = {"bgr": ".bgr", "rgb": ".rgb", "gray": ".gray", "yuv420sp": ".nv12",
             "yvu420sp": ".nv21"}
 MEAN_FILE_NAME = "mean.binaryproto"
-# BT.601 video range: [Y, Cb, Cr] = OFFSET + FORWARD @ [R, G, B] / 255 (ITU-R BT.601-7 §2.5.3).
+# BT.601 video range: [Y, Cb, Cr] = OFFSET + FORWARD @ [R, G, B] / 255 (ITU-R BT.601-7, item 2.5.3).
 OFFSET = (16.0, 128.0, 128.0)
 FORWARD = ((65.481, 128.553, 24.966), (-37.797, -74.203, 112.0), (112.0, -93.786, -18.214))
 LUMA = (0.299, 0.587, 0.114)
