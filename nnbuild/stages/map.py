@@ -64,7 +64,7 @@ def run(ctx) -> None:
     _write_quant(ctx, graph, plan, mode)
     path = mapper_path(ctx.spec)
     if path:
-        _run_mapper(ctx, path, cfg_name)
+        _run_mapper(ctx, path, cfg_name, graph)
         from nnbuild.nnie.wk.stagecheck import write_verification
 
         write_verification(ctx.out, ctx.out / f"{_wk_stem(ctx)}.wk", graph, ranges.blobs,
@@ -125,15 +125,7 @@ def _cost(graph, plan, chip) -> dict:
     return estimate(graph, chip, bits=bits)
 
 
-def _input_shape(ctx) -> tuple:
-    """The patched model's input shape (the recipe's ``input.shape`` when it sets one)."""
-    import json
-
-    report = json.loads((ctx.upstream("patch") / "patch-report.json").read_text())
-    return ctx.spec.input.shape or tuple(next(iter(report["input"].values())))
-
-
-def _run_mapper(ctx, path: str, cfg_name: str) -> None:
+def _run_mapper(ctx, path: str, cfg_name: str, graph) -> None:
     """Run the real mapper in ``ctx.scratch`` and add ``<name>.wk`` and ``mapper.log``."""
     import shutil
 
@@ -152,7 +144,7 @@ def _run_mapper(ctx, path: str, cfg_name: str) -> None:
         if produced.suffix in (".cfg", ".txt"):
             shutil.copy2(produced, work / produced.name)
     # the real mapper reads pictures with OpenCV, which cannot decode planar .bgr (mapper.py)
-    bgr_list_to_png(work / "image_list.txt", _input_shape(ctx))
+    bgr_list_to_png(work / "image_list.txt", next(iter(graph.inputs.values())))
     result = run_mapper(path, work / cfg_name, cwd=work, wk_name=_wk_stem(ctx))
     shutil.copy2(result.wk, ctx.out / f"{_wk_stem(ctx)}.wk")
     shutil.copy2(result.log, ctx.out / "mapper.log")

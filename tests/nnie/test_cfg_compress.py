@@ -7,6 +7,7 @@ import pytest
 from nnbuild.errors import RecipeError
 from nnbuild.nnie import cfg as nc
 from nnbuild.recipe.schema import schema_problems
+from nnbuild.recipe.spec import RecipeSpec
 
 RECIPE = {"input": {"name": "data", "shape": [1, 3, 64, 64], "color": "RGB"},
           "calibration": {"count": 4}, "quant": {"mode": "int8"},
@@ -15,7 +16,7 @@ RECIPE = {"input": {"name": "data", "shape": [1, 3, 64, 64], "color": "RGB"},
 
 def compress_mode(mapper=None) -> list[str]:
     recipe = dict(RECIPE, **({"mapper": mapper} if mapper is not None else {}))
-    return nc.parse_cfg(nc.make_cfg(recipe, instruction_name="n")[nc.CFG_NAME])["compress_mode"]
+    return nc.parse_cfg(nc.make_cfg(RecipeSpec.from_data(recipe), instruction_name="n")[nc.CFG_NAME])["compress_mode"]
 
 
 def test_default_normal_and_bypass():

@@ -284,4 +284,6 @@ def test_every_decodable_package_holds_c_that_matches_the_python_decoder(zoo, tm
         spec, results = outputs_of(proj, name, recipe, 2)
         check_package(proj, name, spec, results, tmp_path / name)
         checked.append(name)
-    assert len(checked) == (0 if cc.CC is None else 11), checked
+    decodable = [n for n in names
+                 if has_decoder(spec_of(proj / "recipes" / f"{n}.yaml").check.task)]
+    assert len(decodable) >= 11 and checked == ([] if cc.CC is None else decodable), checked
