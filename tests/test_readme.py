@@ -93,7 +93,7 @@ def test_readme_commands_in_order(project):
         if line.startswith("NNIE_MAPPER="):
             line = mapper_command(project, line)
         # inspect exits 1 when lint has findings, as the original RetinaFace graph has.
-        out = sh(project, line, expect=1 if command.startswith("nnbuild inspect") else 0)
+        out = sh(project, line, expect=1 if command.startswith("nnbuild inspect ") else 0)
         check_output(project, command, out.stdout + out.stderr)
         ran.append(command)
     assert any(c.startswith("pip install -e . && doit build") for c in ran)
@@ -128,7 +128,7 @@ def check_output(project, command: str, output: str) -> None:
         assert output == "mtcnn-pnet: ok\n"
     elif command.startswith("nnbuild new"):
         assert (project / "recipes" / "my-retinaface.yaml").is_file()
-    elif command.startswith("nnbuild inspect"):
+    elif command.startswith("nnbuild inspect "):
         assert "crop0" in output and "total:" in output
     elif command.startswith("nnbuild suggest-hp"):
         assert "+  mode: mixed" in output
