@@ -11,7 +11,7 @@ import importlib
 
 # check.task -> module of nnbuild.board with generate(spec) -> {path: text}
 GENERATORS = {"retinaface": "retinaface", "ultraface": "ultraface", "ssd": "ssd",
-              "embedding": "embedding"}
+              "embedding": "embedding", "scrfd": "scrfd"}
 
 
 def has_decoder(task: str) -> bool:

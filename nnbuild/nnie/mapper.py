@@ -198,8 +198,9 @@ def bgr_list_to_png(list_path: str | os.PathLike, shape: Sequence[int]) -> int:
 
     The mapper reads calibration pictures with OpenCV (nnie-facts.md §2: "OpenCV-readable
     formats"), which cannot decode headerless planar files. The PNGs hold exactly the pixels of
-    the ``.bgr`` files, so the real mapper calibrates on what the builtin one did. Run this on the
-    scratch copy of ``image_list.txt``, never on a stage output.
+    the ``.bgr`` files, so the real mapper calibrates on what the builtin one did. One-plane
+    ``.gray`` frames (1-channel networks, ``input.format: gray``) become 8-bit grayscale PNGs of
+    the same bytes. Run this on the scratch copy of ``image_list.txt``, never on a stage output.
 
     Args:
         list_path: the image list; relative entries resolve against its directory.
@@ -208,6 +209,7 @@ def bgr_list_to_png(list_path: str | os.PathLike, shape: Sequence[int]) -> int:
     Returns:
         How many entries were converted.
     """
+    import numpy as np
     from PIL import Image
 
     from nnbuild.preprocess import read_planar_bgr
@@ -217,10 +219,13 @@ def bgr_list_to_png(list_path: str | os.PathLike, shape: Sequence[int]) -> int:
                if line.strip()]
     out, converted = [], 0
     for entry in entries:
-        if entry.lower().endswith(".bgr"):
+        suffix = pathlib.PurePath(entry).suffix.lower()
+        if suffix in (".bgr", ".gray"):
             source = list_path.parent / entry
-            Image.fromarray(read_planar_bgr(source, shape)).save(source.with_suffix(".png"))
-            entry, converted = entry[:-4] + ".png", converted + 1
+            pixels = read_planar_bgr(source, shape) if suffix == ".bgr" else \
+                np.fromfile(source, dtype=np.uint8).reshape(tuple(shape)[-2:])
+            Image.fromarray(pixels).save(source.with_suffix(".png"))
+            entry, converted = entry[:-len(suffix)] + ".png", converted + 1
         out.append(entry)
     list_path.write_text("".join(f"{e}\n" for e in out), encoding="utf-8")
     return converted

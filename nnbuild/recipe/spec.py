@@ -5,8 +5,9 @@ the JSON Schema) into the values every stage and library reads; nothing else in 
 recipe dicts. The checks the schema cannot express run here too, at load time, each one line
 naming the recipe key: the input shape against the chip's limits and nnbuild's simulation
 budget, and ``input.color`` (no default on purpose: a guessed channel order is the silent
-RGB/BGR swap, docs/nnie-facts.md §3). The per-task checks (gate keys, ``task_args``) need the
-task registry and run with schema validation (``recipe.schema``), whose result is cached.
+RGB/BGR swap, docs/nnie-facts.md §3; a 1-channel network has none and gets ``GRAY``). The
+per-task checks (gate keys, ``task_args``) need the task registry and run with schema
+validation (``recipe.schema``), whose result is cached.
 
 Standard library only: the no-op build builds a spec for every recipe.
 """
@@ -21,6 +22,7 @@ from nnbuild.errors import RecipeError
 from nnbuild.nnie.chips import DEFAULT_CHIP, get_chip
 
 COLORS = ("RGB", "BGR")
+GRAY = "GRAY"  # the "order" of a 1-channel input (input.shape C == 1, input.format gray)
 RESIZES = ("stretch", "letterbox")
 QUANT_MODES = ("int8", "int16", "mixed")
 # nnbuild's own limit, not NNIE's: the float engine and the simulator hold several blobs of the
@@ -162,14 +164,40 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _input(values: dict, where: str) -> InputSpec:
-    color = values.get("color")
+def _color(values: dict, where: str) -> str:
+    """``input.color``: RGB or BGR for a 3-channel network (stated, never guessed); ``GRAY`` for
+    a 1-channel one (``input.shape`` C == 1), which states no order (``color`` omitted or GRAY).
+    """
+    color, shape = values.get("color"), values.get("shape")
+    channels = int(shape[1]) if shape is not None else None
+    if channels == 1:
+        if color not in (None, GRAY):
+            raise RecipeError(f"{where}: input.color", "a 1-channel network has no channel order",
+                              expected=f"no input.color, or {GRAY}", got=color,
+                              hint=f"omit input.color (or write {GRAY}) for input.shape "
+                                   f"{list(shape)}")
+        mean = values.get("mean", 0.0)
+        if not isinstance(mean, (int, float)) and len(mean) != 1:
+            raise RecipeError(f"{where}: input.mean", "a 1-channel network has one mean",
+                              expected="one value", got=list(mean), hint="write input.mean: [m]")
+        return GRAY
+    if color == GRAY:
+        raise RecipeError(f"{where}: input.color", f"{GRAY} is for 1-channel networks only",
+                          expected=" or ".join(COLORS) + " (the order a 3-channel network was "
+                          "trained on)", got=f"{GRAY} with input.shape {list(shape)}" if shape is not None
+                          else f"{GRAY} without input.shape",
+                          hint="a 1-channel network states input.shape [1, 1, H, W] and "
+                               "input.format: gray")
     if color not in COLORS:
         raise RecipeError(f"{where}: input.color", "the network's channel order must be stated",
                           expected=" or ".join(COLORS), got=color,
                           hint="give the order the model was trained on (RetinaFace mnet: RGB); "
-                               "1-channel inputs are not supported yet")
-    values = dict(values)
+                               "1-channel networks state input.shape [1, 1, H, W] instead")
+    return color
+
+
+def _input(values: dict, where: str) -> InputSpec:
+    values = dict(values, color=_color(values, where))
     mean = values.get("mean", InputSpec.mean)
     mean = (mean,) * 3 if isinstance(mean, (int, float)) else tuple(float(m) for m in mean)
     values["mean"] = mean * 3 if len(mean) == 1 else mean

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -15,6 +17,30 @@ SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g")
 
 needs_cc = pytest.mark.skipif(CC is None, reason="no C compiler (cc/gcc) on PATH: install gcc "
                                                   "(.ci/run does so with apt-get)")
+
+
+@functools.lru_cache(maxsize=None)
+def sanitizer_missing() -> str | None:
+    """Why ``SANITIZE`` programs cannot be built and run here (None when they can).
+
+    Compiles and runs a program that touches the heap with ``SANITIZE``: a compiler without
+    the ASan/UBSan runtime (libasan, libubsan) fails to link it.
+    """
+    if CC is None:
+        return "no C compiler (cc/gcc) on PATH"
+    with tempfile.TemporaryDirectory() as tmp:
+        src, exe = pathlib.Path(tmp) / "probe.c", pathlib.Path(tmp) / "probe"
+        src.write_text("#include <stdlib.h>\nint main(void) { char *p = malloc(4); p[3] = 0;"
+                       " free(p); return 0; }\n")
+        proc = subprocess.run([CC, *FLAGS, *SANITIZE, "-o", str(exe), str(src)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            return (f"{CC} cannot link -fsanitize=address,undefined (install Debian's gcc, which "
+                    f"brings libasan and libubsan): {proc.stderr.strip()[-300:]}")
+        proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            return f"a sanitized program does not run here: {proc.stderr.strip()[-300:]}"
+    return None
 
 
 def write(files: dict[str, str], folder: pathlib.Path) -> pathlib.Path:

@@ -18,7 +18,8 @@ if str(TESTS) not in sys.path:
 
 from e2e.e2e_project import doit, make_project, override_text, write_recipe  # noqa: E402
 
-RECIPES = ("retinaface-640", "ultraface-slim-320", "yufacedetect-v1", "mobilefacenet")
+RECIPES = ("retinaface-640", "ultraface-slim-320", "yufacedetect-v1", "mobilefacenet",
+           "scrfd-500m-640")
 # A camera-frame recipe: UltraFace fed NV21 frames (input.format yvu420sp, image_type 3).
 NV21 = "ultraface-slim-320-nv21"
 # UltraFace with a per-pixel mean image equal to its channel mean (127): must change nothing

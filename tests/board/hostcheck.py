@@ -89,6 +89,16 @@ def _retinaface(spec, outputs):
     return [f["box"] + [f["score"]] + [v for p in f["landmarks"] for v in p] for f in faces]
 
 
+def _scrfd(spec, outputs):
+    from nnbuild.check.tasks import scrfd
+
+    a = spec.task_args
+    faces = scrfd.decode(outputs, spec.input_hw,
+                         score_threshold=float(a.get("score_threshold", 0.5)),
+                         nms_iou=float(a.get("nms_iou", 0.4)))
+    return [f["box"] + [f["score"]] + [v for p in f["landmarks"] for v in p] for f in faces]
+
+
 def _ultraface(spec, outputs):
     from nnbuild.check.tasks import ultraface
 
@@ -116,7 +126,7 @@ def _embedding(spec, outputs):
 
 # task -> (Python reference rows, columns holding scores (compared to 1e-6, not TOL))
 REFERENCES = {"retinaface": (_retinaface, [4]), "ultraface": (_ultraface, [4]),
-              "ssd": (_ssd, [4]), "embedding": (_embedding, None)}
+              "ssd": (_ssd, [4]), "embedding": (_embedding, None), "scrfd": (_scrfd, [4])}
 
 
 def compare(task: str, c_rows, py_rows) -> None:

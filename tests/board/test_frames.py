@@ -75,7 +75,7 @@ def test_cfg_image_type_rgb_order_and_norm_per_format():
     assert keys(mean_file={"path": "m"}, scale=0.5)["norm_type"] == "4"
     assert keys(mean_file={"path": "m"})["mean_file"] == "mean.binaryproto"
     assert keys(mean_file={"path": "m"})["norm_type"] == "1"
-    gray = make_cfg(_recipe(format="gray", color="BGR", shape=[1, 1, 24, 24], mean=[100]),
+    gray = make_cfg(_recipe(format="gray", color=None, shape=[1, 1, 24, 24], mean=[100]),
                     instruction_name="m")
     assert gray["mean.txt"] == "100.0\n" and "[RGB_order] BGR\n" in gray["nnie_mapper.cfg"]
 

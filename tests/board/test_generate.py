@@ -90,3 +90,18 @@ def test_the_c_templates_and_frames_are_in_the_stage_fingerprints():
         assert "board/frames.py" in files, stage  # the typed recipe checks input.format
         # ... but the generators are no input of the stages before package
         assert not {"board/generate.py", "board/templates/retinaface_c.py"} & files, stage
+
+
+def test_scrfd_head_maps_are_found_by_shape_whatever_their_order():
+    heads = [(f"{k}{s}", (1, c, 640 // s, 640 // s)) for s in (32, 16, 8)
+             for k, c in (("kps", 20), ("score", 2), ("bbox", 8))]
+    text = generate(_spec("scrfd", heads, hw=(640, 640)))["postprocess/scrfd.c"]
+    # stride 8 last in this order: kps at index 6, score 7, bbox 8
+    assert "{8, 80, 80, 7, 8, 6}" in text and "{32, 20, 20, 1, 2, 0}" in text
+    assert "#define SCRFD_NUM_ANCHORS 16800" in generate(
+        _spec("scrfd", heads, hw=(640, 640)))["postprocess/scrfd.h"]  # 2 * (80² + 40² + 20²)
+    rows = [(f"{k}{s}", (1, 2 * (640 // s) ** 2, w)) for s in (8, 16, 32)
+            for k, w in (("score", 1), ("bbox", 4), ("kps", 10))]
+    with pytest.raises(ModelError, match=r"board: scrfd outputs: cannot find every SCRFD head "
+                                         r"map.*Hint: missing score@stride8, bbox@stride8"):
+        generate(_spec("scrfd", rows, hw=(640, 640)))

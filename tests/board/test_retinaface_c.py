@@ -69,9 +69,3 @@ def test_c_decoder_refuses_a_stride_shorter_than_the_row(built, quantized, tmp_p
     exe = cc.build(cc.write(packaged(proj, NAME), tmp_path), "retinaface", tmp_path / "rf")
     blobs = dump(spec, results[0][1], tmp_path / "0.bin")
     assert cc.run(exe, blobs, env=dict(os.environ, HARNESS_STRIDE_SHORT="1")) == -1
-
-
-def test_c_decoder_is_clean_under_address_and_undefined_sanitizers(built, quantized, tmp_path):
-    proj, _ = built
-    spec, results = quantized(NAME, 2)
-    assert check_package(proj, NAME, spec, results, tmp_path, extra=cc.SANITIZE) >= 1

@@ -12,6 +12,7 @@ Test hooks (environment): STANDIN_FAIL=1 fails after logging; STANDIN_NO_WK=1 ex
 
 import os
 import pathlib
+import re
 import sys
 
 BANNER = "nnie_mapper_12 stand-in (nnbuild tests) version 1.2.0.0-standin"
@@ -70,9 +71,17 @@ def check_mean(values):
             fail(f"norm_type {norm} takes no mean file, got {mean}")
         return
     lines = pathlib.Path(mean).read_text().split() if pathlib.Path(mean).is_file() else []
-    if len(lines) != 3:
-        fail(f"mean_file {mean} must hold 3 values")
+    channels = input_channels(pathlib.Path(values["prototxt_file"]).read_text(errors="replace"))
+    if len(lines) != channels:
+        fail(f"mean_file {mean} must hold {channels} values (one per input channel)")
     [float(v) for v in lines]
+
+
+def input_channels(prototxt):
+    """C of the network input: the second input dim (input_dim / input_shape / Input layer's
+    shape, whichever the prototxt opens with); 3 when none is found."""
+    dims = re.findall(r"\b(?:input_dim|dim)\s*:\s*(\d+)", prototxt)
+    return int(dims[1]) if len(dims) >= 2 else 3
 
 
 def check_images(values):

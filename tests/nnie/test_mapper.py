@@ -166,3 +166,15 @@ def test_a_build_with_bin_true_as_mapper_fails_in_one_line(tmp_path):
     assert "Traceback" not in run.stdout + run.stderr
     assert "mapper.path: not an nnie_mapper: no version banner" in run.stdout + run.stderr, run
     assert not (proj / "dist" / "mtcnn-pnet.tar.gz").exists()
+
+
+def test_gray_frames_become_grayscale_pngs_of_the_same_bytes(standin, package):
+    plane = np.random.default_rng(7).integers(0, 256, (240, 320), dtype=np.uint8)
+    (package / "images" / "002.gray").write_bytes(plane.tobytes())
+    (package / "image_list.txt").write_text("images/002.gray\n")
+    assert nm.bgr_list_to_png(package / "image_list.txt", (1, 1, 240, 320)) == 1
+    assert (package / "image_list.txt").read_text() == "images/002.png\n"
+    png = Image.open(package / "images" / "002.png")
+    assert png.mode == "L"
+    np.testing.assert_array_equal(np.asarray(png), plane)
+    assert "1 calibration images" in nm.run_mapper(standin, nc.CFG_NAME, cwd=package).log.read_text()

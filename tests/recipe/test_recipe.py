@@ -167,6 +167,6 @@ def test_cli_validate_exit_2_and_nothing_in_cache(tmp_path):
                             capture_output=True, text=True, env=env(tmp_path))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "nnbuild: error: recipes/x.yaml: input.color: expected one of RGB, BGR, got 'RGBA'"
+        "nnbuild: error: recipes/x.yaml: input.color: expected one of RGB, BGR, GRAY, got 'RGBA'"
         " (did you mean 'RGB'?)"]
     assert not (tmp_path / "cache").exists()

@@ -65,10 +65,42 @@ def test_unknown_task_arg_names_the_right_one(tmp_path):
                          "(did you mean 'score_threshold'?)")
 
 
-def test_gray_is_refused_by_the_schema(tmp_path):
-    line = one_line(validate(tmp_path, "input: {color: GRAY}\n"))
+def test_gray_is_refused_for_a_3_channel_network(tmp_path):
+    for shape in ("", ", shape: [1, 3, 12, 12]"):
+        line = one_line(validate(tmp_path, f"input: {{color: GRAY{shape}}}\n"))
+        assert line.startswith("nnbuild: error: recipes/x.yaml: input.color: GRAY is for "
+                               "1-channel networks only. Expected RGB or BGR (the order a "
+                               "3-channel network was trained on), got GRAY with"), line
+        assert line.endswith("Hint: a 1-channel network states input.shape [1, 1, H, W] and "
+                             "input.format: gray."), line
+    assert "got GRAY with input.shape [1, 3, 12, 12]. Hint" in line
+    # a misspelt colour is still the schema's, with the nearest name
+    line = one_line(validate(tmp_path, "input: {color: GREY}\n"))
     assert line == ("nnbuild: error: recipes/x.yaml: input.color: expected one of RGB, BGR, "
-                    "got 'GRAY' (did you mean 'BGR'?)")
+                    "GRAY, got 'GREY' (did you mean 'GRAY'?)")
+
+
+def test_a_1_channel_network_states_no_colour_order(tmp_path):
+    gray = {"shape": [1, 1, 12, 12], "format": "gray", "mean": [127.5]}
+    omitted = RecipeSpec.from_data({"source": {}, "input": gray})
+    stated = RecipeSpec.from_data({"source": {}, "input": {**gray, "color": "GRAY"}})
+    assert omitted.input.color == "GRAY" and omitted.to_dict() == stated.to_dict()
+    assert validate(tmp_path, "input: {shape: [1, 1, 12, 12], format: gray}\n").returncode == 0
+    line = one_line(validate(tmp_path, "input: {color: RGB, shape: [1, 1, 12, 12], "
+                                       "format: gray}\n"))
+    assert line == ("nnbuild: error: recipes/x.yaml: input.color: a 1-channel network has no "
+                    "channel order. Expected no input.color, or GRAY, got RGB. Hint: omit "
+                    "input.color (or write GRAY) for input.shape [1, 1, 12, 12].")
+    line = one_line(validate(tmp_path, "input: {shape: [1, 1, 12, 12], format: gray, "
+                                       "mean: [1, 2, 3]}\n"))
+    assert line == ("nnbuild: error: recipes/x.yaml: input.mean: a 1-channel network has one "
+                    "mean. Expected one value, got [1, 2, 3]. Hint: write input.mean: [m].")
+    # C == 1 needs gray frames, and gray frames need C == 1
+    line = one_line(validate(tmp_path, "input: {shape: [1, 1, 12, 12]}\n"))
+    assert "input.format: bgr frames need a 3-channel input" in line, line
+    line = one_line(validate(tmp_path, "input: {color: RGB, shape: [1, 3, 12, 12], "
+                                       "format: gray}\n"))
+    assert "input.format: gray frames need a 1-channel input" in line, line
 
 
 def test_missing_color_is_one_line(tmp_path):

@@ -2,8 +2,8 @@
 nnbuild.build.fingerprint follows imports, not data files). Keys are the template names."""
 
 from nnbuild.board.templates import (common_h, embedding_c, embedding_h, geometry_c,
-                                     retinaface_c, retinaface_h, sort_c, ssd_c, ssd_h,
-                                     ultraface_c, ultraface_h)
+                                     retinaface_c, retinaface_h, scrfd_c, scrfd_h, sort_c,
+                                     ssd_c, ssd_h, ultraface_c, ultraface_h)
 
 TEMPLATES = {
     "common.h.in": common_h.TEXT,
@@ -12,6 +12,8 @@ TEMPLATES = {
     "geometry.c.in": geometry_c.TEXT,
     "retinaface.c.in": retinaface_c.TEXT,
     "retinaface.h.in": retinaface_h.TEXT,
+    "scrfd.c.in": scrfd_c.TEXT,
+    "scrfd.h.in": scrfd_h.TEXT,
     "sort.c.in": sort_c.TEXT,
     "ssd.c.in": ssd_c.TEXT,
     "ssd.h.in": ssd_h.TEXT,
