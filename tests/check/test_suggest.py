@@ -77,32 +77,6 @@ def test_recipe_diff_appends_or_replaces_quant_block():
 
 # -- done-when: RetinaFace int8, budget 15% of the weighted layers --------------------------------
 
-@pytest.fixture(scope="module")
-def retinaface_int8():
-    """Patched RetinaFace 640 and its calibration on 16 photos (the recipe's split)."""
-    import warnings
-
-    from conftest import IMAGES, MODELS
-    from nnbuild import preprocess
-    from nnbuild.caffe import io
-    from nnbuild.nnie.calibrate import calibrate
-    from nnbuild.passes import PassContext, run_passes
-
-    folder = MODELS / "retinaface-mnet25"
-    graph = io.load(folder / "mnet.prototxt", folder / "mnet.caffemodel").graph
-    graph, _ = run_passes(graph, ["set_input_shape", "remove_crop", "reshape_batch_zero",
-                                  "fold_batchnorm"],
-                          context=PassContext(input_shape=(1, 3, 640, 640)))
-    photos = sorted((IMAGES / "photos").glob("*.jpg"))
-
-    def load(path):
-        return {"data": preprocess.load_tensor(path, (640, 640), color="RGB", resize="letterbox")}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ranges = calibrate(graph, (load(p) for p in photos[:16]))
-    return graph, ranges, [load(p) for p in photos[16:]]
-
-
 def _way(scorer, layers, outputs):
     """Fraction of the int8 -> int16 gap of the mean bbox/landmark cosine that ``layers`` close."""
     def mean(c):
@@ -112,9 +86,9 @@ def _way(scorer, layers, outputs):
 
 
 @pytest.mark.slow
-def test_suggest_hp_retinaface_int8_budget_15_percent(retinaface_int8):
+def test_suggest_hp_retinaface_int8_budget_15_percent(retinaface_int8, retinaface_scorer):
     graph, ranges, check_feeds = retinaface_int8
-    scorer = suggest.SimScorer(graph, ranges, check_feeds[:2])
+    scorer = retinaface_scorer
     budget = suggest.parse_budget("15%", len(scorer.candidates))
     assert (len(scorer.candidates), budget) == (58, 8)  # 56 conv + 2 upsampling deconv
     result = suggest.search(scorer.score, scorer.candidates, budget, full=scorer.full())

@@ -1,0 +1,1 @@
+"""Tests of nnbuild.check: comparison, reports, suggest-hp, task metrics."""
