@@ -19,6 +19,7 @@ Nothing here imports numpy, protobuf or jsonschema on the no-op path.
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from doit.loader import generate_tasks
 
 from nnbuild.recipe import load as recipes
 from nnbuild.recipe.scan import scan
-from nnbuild.build import interrupt
+from nnbuild.build import interrupt, writable
 from nnbuild.build.cache import Cache
 from nnbuild.errors import CheckFailed, NNBuildError, RecipeError
 from nnbuild.build.registry import final_stages, stages
@@ -47,8 +48,14 @@ _RECIPES: dict[tuple[str, str], recipes.Recipe] = {}
 
 
 def cache_root(root: Path) -> Path:
-    """``$NNBUILD_CACHE`` or ``<root>/cache``."""
-    return Path(os.environ.get("NNBUILD_CACHE") or root / "cache").resolve()
+    """``$NNBUILD_CACHE`` or ``<root>/cache``.
+
+    Raises:
+        CacheError: it names a file (a folder is created when first needed).
+    """
+    path = Path(os.environ.get("NNBUILD_CACHE") or root / "cache").resolve()
+    writable.require_folder(path, "NNBUILD_CACHE" if os.environ.get("NNBUILD_CACHE") else "cache/")
+    return path
 
 
 def pipeline(root: str | Path) -> Pipeline:
@@ -91,6 +98,10 @@ def stage_action(root: str, name: str, stage: str):
         return TaskFailed(str(err))
     except NNBuildError as err:
         return TaskError(str(err))
+    except OSError as err:  # read-only or full cache/dist: one line, not a traceback
+        if err.errno not in writable.WRITE_ERRNOS:
+            raise
+        return TaskError(str(writable.from_os_error(err, context=f"{stage}:{name}")))
     if how == "restored":
         print(f"{stage}:{name}: restored from cache", file=sys.stderr)
     return None
@@ -132,8 +143,13 @@ class RecipeLoader(TaskLoader2):
         self.root = recipes.project_root()
 
     def load_doit_config(self):
-        cache = cache_root(self.root)
-        cache.mkdir(parents=True, exist_ok=True)
+        try:
+            cache = cache_root(self.root)
+            cache.mkdir(parents=True, exist_ok=True)
+        except NNBuildError as err:
+            _fail(err)
+        except OSError as err:
+            _fail(writable.from_os_error(err))
         return {"dep_file": str(cache / "doit.sqlite3"), "backend": "sqlite3"}
 
     def load_tasks(self, cmd, pos_args):
@@ -155,12 +171,17 @@ class RecipeLoader(TaskLoader2):
             modules = stages()
         except NNBuildError as err:
             _fail(err)
+        except OSError as err:  # e.g. a read-only cache/ where the validation marker goes
+            _fail(writable.from_os_error(err))
         for err in self.problems:
             print(f"doit: error: {err} (skipped; the other recipes go on)", file=sys.stderr)
         tasks = []
         for stage, module in modules.items():
             tasks.extend(generate_tasks(stage, _stage_tasks(self.root, stage, module, names)))
-        pipeline(self.root).cache.stats.save()
+        try:
+            pipeline(self.root).cache.stats.save()
+        except OSError as err:
+            _fail(writable.from_os_error(err))
         return tasks
 
 
@@ -187,6 +208,10 @@ class Build(Run):
                     raise NNBuildError(name, "unknown recipe", expected="one of " + ", ".join(
                         known), got=repr(name), hint=f"add recipes/{name}.yaml or fix the name")
             final = final_stages()
+            cache = cache_root(root)
+            writable.require_writable(cache, "NNBUILD_CACHE" if os.environ.get("NNBUILD_CACHE")
+                                      else "cache/")
+            writable.require_writable(root / "dist", "dist/")
         except NNBuildError as err:
             print(f"doit build: error: {err}", file=sys.stderr)
             return err.exit_code
@@ -198,6 +223,13 @@ class Build(Run):
                 return status or (2 if getattr(self.loader, "problems", None) else 0)
             except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM as interrupt.Terminated
                 return interrupt.exit_status(err, "doit build")
+            except (OSError, sqlite3.Error) as err:  # doit's own state file, e.g. a full disk
+                if isinstance(err, OSError) and err.errno not in writable.WRITE_ERRNOS:
+                    raise
+                line = (writable.from_os_error(err) if isinstance(err, OSError) else
+                        f"{cache / 'doit.sqlite3'}: doit cannot update its state ({err})")
+                print(f"doit build: error: {line}", file=sys.stderr)
+                return 2
 
 
 def run_build(names: list[str], processes: int | None = None) -> int:

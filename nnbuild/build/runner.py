@@ -236,13 +236,10 @@ class Pipeline:
         start = time.monotonic()
         try:
             module.run(ctx)
+            outputs = self._store_outputs(out)
         except BaseException:
             remove_tree(work)  # nothing of a failed run is kept (the error is not a gate result)
             raise
-        outputs = {}
-        for path in sorted(p for p in out.rglob("*") if p.is_file()):
-            outputs[path.relative_to(out).as_posix()] = {
-                "sha256": self.cache.put_file(path), "size": path.stat().st_size}
         failure = None
         if ctx.failure is not None:
             failure = {"class": type(ctx.failure).__name__, "where": ctx.failure.where,
@@ -250,9 +247,21 @@ class Pipeline:
                        "got": _str(ctx.failure.got), "hint": ctx.failure.hint}
         entry = {"outputs": outputs, "doc": doc, "labels": labels, "failure": failure,
                  "seconds": round(time.monotonic() - start, 3), "recipe": recipe.name}
-        self.cache.write_entry(stage, key, entry)  # last: the entry only exists when complete
+        try:
+            self.cache.write_entry(stage, key, entry)  # last: the entry only exists when complete
+        except BaseException:  # e.g. a full disk: no entry, no work directory left
+            remove_tree(work)
+            raise
         entry.update(stage=stage, key=key)
         return out, entry
+
+    def _store_outputs(self, out: Path) -> dict:
+        """``{relative name: {sha256, size}}`` of the files in ``out``, copied into the store."""
+        outputs = {}
+        for path in sorted(p for p in out.rglob("*") if p.is_file()):
+            outputs[path.relative_to(out).as_posix()] = {
+                "sha256": self.cache.put_file(path), "size": path.stat().st_size}
+        return outputs
 
     def _ancestors(self, stage: str) -> list[str]:
         seen: list[str] = []
