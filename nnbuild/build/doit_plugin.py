@@ -41,7 +41,10 @@ from nnbuild.build.runner import Pipeline
 DOIT_CONFIG = {
     "GLOBAL": {"loader": "nnbuild", "backend": "sqlite3", "dep_file": "cache/doit.sqlite3"},
     "LOADER": {"nnbuild": "nnbuild.build.doit_plugin:RecipeLoader"},
-    "COMMAND": {"build": "nnbuild.build.doit_plugin:Build"},
+    "COMMAND": {"build": "nnbuild.build.doit_plugin:Build",
+                "forget": "nnbuild.build.doit_commands:Forget",
+                "info": "nnbuild.build.doit_commands:Info",
+                "dumpdb": "nnbuild.build.doit_commands:DumpDB"},
 }
 _PIPELINES: dict[str, Pipeline] = {}
 _RECIPES: dict[tuple[str, str], recipes.Recipe] = {}
