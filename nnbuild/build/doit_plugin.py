@@ -188,6 +188,35 @@ class RecipeLoader(TaskLoader2):
         return tasks
 
 
+def build_targets(root: Path, args: list[str]) -> tuple[list[str], set[str]]:
+    """The doit tasks of ``doit build ARGS`` and the recipe names it names.
+
+    An argument is a recipe (its final stages) or ``stage:recipe`` (that stage and what it
+    needs, as ``doit stage:recipe`` runs it).
+
+    Raises:
+        NNBuildError: an unknown recipe or stage, or a named recipe whose file is bad.
+    """
+    known, problems = scan(root / "recipes")
+    modules, final = stages(), final_stages()
+    targets, named = [], set()
+    for arg in args:
+        stage, _, name = arg.rpartition(":")
+        if stage and stage not in modules:
+            raise NNBuildError(arg, f"unknown stage {stage!r} before ':'", expected="RECIPE or "
+                               "STAGE:RECIPE with a stage of " + ", ".join(modules), got=repr(arg),
+                               hint=f"run doit build {name} (every stage) or fix the stage")
+        for err in problems:  # a named recipe whose file is bad: that file's error
+            if err.where.split(":")[0] == recipes.display(root / "recipes" / f"{name}.yaml"):
+                raise err
+        if name not in known:
+            recipes.check_name(name, "doit build", typed=True)
+            raise recipes.unknown_recipe(name, known, root / "recipes")
+        targets += [arg] if stage else [f"{s}:{name}" for s in final]
+        named.add(name)
+    return targets or [f"{s}:{n}" for n in known for s in final], named
+
+
 class Build(Run):
     """``doit build [RECIPE ...]``: build every stage of the named recipes (default: all)."""
 
@@ -201,16 +230,7 @@ class Build(Run):
     def execute(self, params, args):
         root = recipes.project_root()
         try:
-            known, problems = scan(root / "recipes")
-            for name in args:
-                for err in problems:  # a named recipe whose file is bad: that file's error
-                    if err.where.split(":")[0] == recipes.display(root / "recipes" / f"{name}.yaml"):
-                        raise err
-                if name not in known:
-                    recipes.check_name(name)
-                    raise NNBuildError(name, "unknown recipe", expected="one of " + ", ".join(
-                        known), got=repr(name), hint=f"add recipes/{name}.yaml or fix the name")
-            final = final_stages()
+            targets, named = build_targets(root, list(args))
             cache = cache_root(root)
             writable.require_writable(cache, "NNBUILD_CACHE" if os.environ.get("NNBUILD_CACHE")
                                       else "cache/")
@@ -218,8 +238,7 @@ class Build(Run):
         except NNBuildError as err:
             print(f"doit build: error: {err}", file=sys.stderr)
             return err.exit_code
-        targets = [f"{stage}:{name}" for name in (args or known) for stage in final]
-        self.loader.named = set(args)  # `doit build` alone: every recipe, none named
+        self.loader.named = named  # `doit build` alone: every recipe, none named
         with interrupt.sigterm_raises():
             try:
                 status = super().execute(params, targets)

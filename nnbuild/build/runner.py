@@ -79,11 +79,14 @@ class Pipeline:
             self._inputs[memo] = hook(recipe.spec) if hook else {}
         return self._inputs[memo]
 
-    def key_doc(self, recipe: Recipe, stage: str, loose: bool = False):
+    def key_doc(self, recipe: Recipe, stage: str, loose: bool = False,
+                assumed: dict[str, dict] | None = None):
         """``(key, document, labels)`` of a stage, or None while an upstream is not built.
 
         With ``loose``, an upstream that is not current contributes ``"pending"``: the result
-        is only good for explaining, never for caching.
+        is only good for explaining, never for caching. ``assumed`` (with ``loose``) gives the
+        output hashes of upstreams that are not current but will be restored from the cache
+        (``nnbuild explain``).
         """
         memo = (recipe.name, stage)
         if memo in self._keys and not loose:
@@ -91,6 +94,9 @@ class Pipeline:
         module = self.module(stage)
         upstream = {}
         for need in module.NEEDS:
+            if loose and assumed and need in assumed:
+                upstream[need] = assumed[need]
+                continue
             marker = self.current_marker(recipe, need)
             if marker is None and loose:
                 upstream[need] = "pending"  # it runs first: its outputs are not known yet
