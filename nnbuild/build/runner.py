@@ -329,11 +329,16 @@ class Pipeline:
             if name.endswith(DIST_SUFFIX) and "/" not in name:
                 self.dist.mkdir(parents=True, exist_ok=True)
                 tmp = self.cache.tmp_path("dist-")
-                shutil.copyfile(folder / name, tmp)
                 # dist/ is on another directory, maybe another filesystem: replace within it.
                 final_tmp = self.dist / f".{name}.{os.getpid()}.tmp"
-                shutil.move(tmp, final_tmp)
-                os.replace(final_tmp, self.dist / name)
+                try:
+                    shutil.copyfile(folder / name, tmp)
+                    shutil.move(tmp, final_tmp)
+                    os.replace(final_tmp, self.dist / name)
+                except BaseException:  # a full disk: no partial copy in tmp/ or dist/
+                    tmp.unlink(missing_ok=True)
+                    final_tmp.unlink(missing_ok=True)
+                    raise
                 published[name] = stat_signature(os.stat(self.dist / name))
         return published
 

@@ -28,6 +28,8 @@ def _hint(code: int | None, what: str) -> str:
     if code in _FULL:
         return (f"free disk space (nnbuild cache gc --max-size SIZE trims the cache) or point "
                 f"NNBUILD_CACHE at a larger disk; nothing partial was kept in {what}")
+    if code in _READ_ONLY and what == "dist/":
+        return "make dist/ writable (chmod -R u+w dist)"
     if code in _READ_ONLY:
         return (f"make {what} writable (chmod -R u+w) or point NNBUILD_CACHE at a writable "
                 "folder")
