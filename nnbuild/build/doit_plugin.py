@@ -210,7 +210,7 @@ def build_targets(root: Path, args: list[str]) -> tuple[list[str], set[str]]:
             if err.where.split(":")[0] == recipes.display(root / "recipes" / f"{name}.yaml"):
                 raise err
         if name not in known:
-            recipes.check_name(name, "doit build", typed=True)
+            recipes.check_name(name, typed=True)
             raise recipes.unknown_recipe(name, known, root / "recipes")
         targets += [arg] if stage else [f"{s}:{name}" for s in final]
         named.add(name)

@@ -326,7 +326,7 @@ def load(name: str, folder: Path | None = None, cache=None) -> Recipe:
     if name.endswith((".yaml", ".yml")):
         return _load_path(Path(name), cache)  # its name (the stem) is checked like any other
     folder = folder or recipes_dir()
-    check_name(name)
+    check_name(name, typed=True)
     direct = [folder / f"{name}.yaml", folder / f"{name}.yml"]
     for path in direct:
         if path.is_file() and "matrix" not in load_yaml(path):
@@ -365,7 +365,7 @@ def portable(data: dict, root: Path | None = None) -> dict:
 def new_recipe(name: str, source: str, folder: Path | None = None) -> Path:
     """Write ``recipes/NAME.yaml`` extending recipe ``source`` and return its path."""
     folder = folder or recipes_dir()
-    check_name(name)
+    check_name(name, typed=True)
     target = folder / f"{name}.yaml"
     if target.exists():
         raise RecipeError(display(target), "already exists", hint="choose another name")

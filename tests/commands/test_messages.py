@@ -90,8 +90,12 @@ def test_doit_build_takes_stage_recipe_targets(project):
     assert unknown.stderr.startswith("doit build: error: nosuch: unknown recipe. Expected one of "
                                      "bad-proto, cut-picture, "), unknown
     slash = doit(project, "build", "a/b")
-    assert slash.returncode == 2 and slash.stderr.strip().endswith(
+    assert slash.returncode == 2 and slash.stderr.strip().startswith(
+        "doit build: error: recipe name: not a safe recipe name. Expected "), slash
+    assert slash.stderr.strip().endswith(
         "got 'a/b'. Hint: give a recipe's name: its file name in recipes/ without .yaml."), slash
+    explain = nnbuild(project, "explain", "a/b")
+    assert explain.returncode == 2 and "rename the file" not in explain.stderr, explain
 
 
 def test_an_unknown_recipe_in_a_project_without_recipes(tmp_path):
