@@ -32,7 +32,7 @@ from nnbuild.recipe import load as recipes
 from nnbuild.recipe.scan import scan
 from nnbuild.build import interrupt, writable
 from nnbuild.build.cache import Cache
-from nnbuild.errors import CheckFailed, NNBuildError, RecipeError
+from nnbuild.errors import CacheError, CheckFailed, NNBuildError, RecipeError
 from nnbuild.build.registry import final_stages, stages
 from nnbuild.build.runner import Pipeline
 
@@ -248,8 +248,10 @@ class Build(Run):
             except (OSError, sqlite3.Error) as err:  # doit's own state file, e.g. a full disk
                 if isinstance(err, OSError) and err.errno not in writable.WRITE_ERRNOS:
                     raise
-                line = (writable.from_os_error(err) if isinstance(err, OSError) else
-                        f"{cache / 'doit.sqlite3'}: doit cannot update its state ({err})")
+                line = writable.from_os_error(err) if isinstance(err, OSError) else CacheError(
+                    str(cache / "doit.sqlite3"), f"doit cannot update its state ({err})",
+                    hint="make it writable, or remove it: doit starts a new one and nnbuild's "
+                    "stage keys still decide what runs")
                 print(f"doit build: error: {line}", file=sys.stderr)
                 return 2
 

@@ -123,6 +123,18 @@ def test_read_only_cache_list_and_explain_work_or_say_one_line(read_only):
             assert len(proc.stderr.strip().splitlines()) == 1, proc
 
 
+def test_a_read_only_doit_state_file_is_one_line(read_only):
+    recipe = read_only / "recipes" / f"{NAME}.yaml"
+    recipe.write_text(recipe.read_text().replace("check: {count: 2", "check: {count: 1"))
+    _freeze(read_only / "cache" / "doit.sqlite3")  # the folder stays writable
+    build = _run(read_only, ["-m", "doit", "build"], read_only=True)
+    assert build.returncode == 2
+    assert _one_line(build, "doit.sqlite3") == (
+        f"doit build: error: {read_only / 'cache' / 'doit.sqlite3'}: doit cannot update its "
+        "state (attempt to write a readonly database). Hint: make it writable, or remove it: "
+        "doit starts a new one and nnbuild's stage keys still decide what runs.")
+
+
 def test_read_only_dist_stops_the_build_before_it_starts(read_only):
     (read_only / "dist" / f"{NAME}.tar.gz").unlink()
     _freeze(read_only / "dist")
