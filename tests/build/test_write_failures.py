@@ -163,8 +163,9 @@ def test_nnbuild_cache_naming_a_file_is_one_line(built, tmp_path, argv):
 
 
 @pytest.mark.parametrize("where", [r"/tmp/put-", r"/tmp/entry-", r"/tmp/run-check-.*/out/",
-                                   r"/tmp/dist-"],
-                         ids=["store-blob", "entry-record", "stage-output", "dist-copy"])
+                                   r"/tmp/dist-", r"/scratch/.*\.tmp"],
+                         ids=["store-blob", "entry-record", "stage-output", "dist-copy",
+                              "per-image-result"])
 def test_full_disk_is_one_line_and_leaves_no_partial_entry(built, tmp_path, where):
     proj = tmp_path / "p"
     shutil.copytree(built, proj, symlinks=True)
@@ -182,6 +183,7 @@ def test_full_disk_is_one_line_and_leaves_no_partial_entry(built, tmp_path, wher
         assert not (base / "ac" / "check").is_dir() or not list((base / "ac" / "check").rglob(
             "*.json")), "a check entry was written on a full disk"
     assert list((base / "tmp").iterdir()) == [], "partial files left in cache/v1/tmp"
+    assert not list((base / "scratch").rglob("*.tmp*")), "a partial per-image result is left"
     assert not (proj / "dist" / f"{NAME}.tar.gz").exists()
     assert [p.name for p in (proj / "dist").iterdir()] == [], "a partial copy in dist/"
     again = doit(proj, "build")  # the disk has room again: the build completes
