@@ -61,9 +61,10 @@ def require_folder(path: Path, label: str) -> None:
     for part in (path, *path.parents):
         if part.exists() or part.is_symlink():
             if not part.is_dir():
+                hint = ("point it at a folder, or move the file away" if label ==
+                        "NNBUILD_CACHE" else "move the file away (nnbuild creates the folder)")
                 raise CacheError(label, "not a folder", expected="a folder (created if missing)",
-                                 got=f"the file {part}",
-                                 hint="point it at a folder, or move the file away")
+                                 got=f"the file {part}", hint=hint)
             return
 
 

@@ -135,6 +135,24 @@ def test_a_read_only_doit_state_file_is_one_line(read_only):
         "doit starts a new one and nnbuild's stage keys still decide what runs.")
 
 
+def test_dist_or_cache_being_a_file_is_one_line(built, tmp_path):
+    proj = tmp_path / "p"
+    shutil.copytree(built, proj, symlinks=True)
+    shutil.rmtree(proj / "dist")
+    (proj / "dist").write_text("a file")
+    build = _run(proj, ["-m", "doit", "build"])
+    assert build.returncode == 2
+    assert _one_line(build, "dist/") == (
+        f"doit build: error: dist/: not a folder. Expected a folder (created if missing), got "
+        f"the file {proj / 'dist'}. Hint: move the file away (nnbuild creates the folder).")
+    shutil.rmtree(proj / "cache")
+    (proj / "cache").write_text("a file")
+    for argv in (["-m", "doit", "list"], ["-m", "nnbuild.cli", "explain", NAME]):
+        assert _one_line(_run(proj, argv), "cache/").endswith(
+            f"cache/: not a folder. Expected a folder (created if missing), got the file "
+            f"{proj / 'cache'}. Hint: move the file away (nnbuild creates the folder).")
+
+
 def test_read_only_dist_stops_the_build_before_it_starts(read_only):
     (read_only / "dist" / f"{NAME}.tar.gz").unlink()
     _freeze(read_only / "dist")
