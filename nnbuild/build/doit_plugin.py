@@ -42,6 +42,7 @@ DOIT_CONFIG = {
     "GLOBAL": {"loader": "nnbuild", "backend": "sqlite3", "dep_file": "cache/doit.sqlite3"},
     "LOADER": {"nnbuild": "nnbuild.build.doit_plugin:RecipeLoader"},
     "COMMAND": {"build": "nnbuild.build.doit_plugin:Build",
+                "run": "nnbuild.build.doit_plugin:RunTasks",
                 "forget": "nnbuild.build.doit_commands:Forget",
                 "info": "nnbuild.build.doit_commands:Info",
                 "dumpdb": "nnbuild.build.doit_commands:DumpDB"},
@@ -217,7 +218,49 @@ def build_targets(root: Path, args: list[str]) -> tuple[list[str], set[str]]:
     return targets or [f"{s}:{n}" for n in known for s in final], named
 
 
-class Build(Run):
+class RunTasks(Run):
+    """``doit`` / ``doit run [TASK ...]``: doit's run, with ``cache/`` and ``dist/`` checked
+    first, and write failures, Ctrl-C and SIGTERM reported as one line (no traceback)."""
+
+    name = "run"
+
+    def execute(self, params, args):
+        try:
+            cache = self.preflight(recipes.project_root())
+        except NNBuildError as err:
+            print(f"doit {self.name}: error: {err}", file=sys.stderr)
+            return err.exit_code
+        return self.run_tasks(params, list(args), cache)
+
+    @staticmethod
+    def preflight(root: Path) -> Path:
+        """The cache folder, after proving it and ``dist/`` writable (``CacheError`` if not)."""
+        cache = cache_root(root)
+        writable.require_writable(cache, "NNBUILD_CACHE" if os.environ.get("NNBUILD_CACHE")
+                                  else "cache/")
+        writable.require_writable(root / "dist", "dist/")
+        return cache
+
+    def run_tasks(self, params, targets: list[str], cache: Path):
+        """doit's run of ``targets``; interrupts and write failures become one line."""
+        prog = f"doit {self.name}"
+        with interrupt.sigterm_raises():
+            try:
+                return super().execute(params, targets)
+            except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM as interrupt.Terminated
+                return interrupt.exit_status(err, prog)
+            except (OSError, sqlite3.Error) as err:  # doit's own state file, e.g. a full disk
+                if isinstance(err, OSError) and err.errno not in writable.WRITE_ERRNOS:
+                    raise
+                line = writable.from_os_error(err) if isinstance(err, OSError) else CacheError(
+                    str(cache / "doit.sqlite3"), f"doit cannot update its state ({err})",
+                    hint="make it writable, or remove it: doit starts a new one and nnbuild's "
+                    "stage keys still decide what runs")
+                print(f"{prog}: error: {line}", file=sys.stderr)
+                return 2
+
+
+class Build(RunTasks):
     """``doit build [RECIPE ...]``: build every stage of the named recipes (default: all)."""
 
     name = "build"
@@ -231,29 +274,13 @@ class Build(Run):
         root = recipes.project_root()
         try:
             targets, named = build_targets(root, list(args))
-            cache = cache_root(root)
-            writable.require_writable(cache, "NNBUILD_CACHE" if os.environ.get("NNBUILD_CACHE")
-                                      else "cache/")
-            writable.require_writable(root / "dist", "dist/")
+            cache = self.preflight(root)
         except NNBuildError as err:
             print(f"doit build: error: {err}", file=sys.stderr)
             return err.exit_code
         self.loader.named = named  # `doit build` alone: every recipe, none named
-        with interrupt.sigterm_raises():
-            try:
-                status = super().execute(params, targets)
-                return status or (2 if getattr(self.loader, "problems", None) else 0)
-            except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM as interrupt.Terminated
-                return interrupt.exit_status(err, "doit build")
-            except (OSError, sqlite3.Error) as err:  # doit's own state file, e.g. a full disk
-                if isinstance(err, OSError) and err.errno not in writable.WRITE_ERRNOS:
-                    raise
-                line = writable.from_os_error(err) if isinstance(err, OSError) else CacheError(
-                    str(cache / "doit.sqlite3"), f"doit cannot update its state ({err})",
-                    hint="make it writable, or remove it: doit starts a new one and nnbuild's "
-                    "stage keys still decide what runs")
-                print(f"doit build: error: {line}", file=sys.stderr)
-                return 2
+        status = self.run_tasks(params, targets, cache)
+        return status or (2 if getattr(self.loader, "problems", None) else 0)
 
 
 def run_build(names: list[str], processes: int | None = None) -> int:

@@ -106,6 +106,10 @@ def test_read_only_cache_build_and_gc_say_one_line(read_only):
                     "(Permission denied). Hint: make cache/ writable (chmod -R u+w) or point "
                     "NNBUILD_CACHE at a writable folder."), build.stderr
     assert build.returncode == 2
+    for argv, prog in ((["-m", "doit"], "doit run"), (["-m", "doit", f"check:{NAME}"], "doit run")):
+        run = _run(read_only, argv, read_only=True)  # doit's own run command, default or named
+        assert run.returncode == 2
+        assert _one_line(run, "cannot write to") == line.replace("doit build", prog)
     gc = _run(read_only, ["-m", "nnbuild.cli", "cache", "gc", "--grace", "0"], read_only=True)
     assert gc.returncode == 2
     assert _one_line(gc, "Permission denied").startswith(
