@@ -153,7 +153,7 @@ class RecipeLoader(TaskLoader2):
         except NNBuildError as err:
             _fail(err)
         except OSError as err:
-            _fail(writable.from_os_error(err))
+            _fail(writable.from_os_error(err, "the cache"))
         return {"dep_file": str(cache / "doit.sqlite3"), "backend": "sqlite3"}
 
     def load_tasks(self, cmd, pos_args):
@@ -176,7 +176,7 @@ class RecipeLoader(TaskLoader2):
         except NNBuildError as err:
             _fail(err)
         except OSError as err:  # e.g. a read-only cache/ where the validation marker goes
-            _fail(writable.from_os_error(err))
+            _fail(writable.from_os_error(err, "the cache"))
         for err in self.problems:
             print(f"doit: error: {err} (skipped; the other recipes go on)", file=sys.stderr)
         tasks = []
@@ -185,7 +185,7 @@ class RecipeLoader(TaskLoader2):
         try:
             pipeline(self.root).cache.stats.save()
         except OSError as err:
-            _fail(writable.from_os_error(err))
+            _fail(writable.from_os_error(err, "the cache"))
         return tasks
 
 
@@ -252,10 +252,12 @@ class RunTasks(Run):
             except (OSError, sqlite3.Error) as err:  # doit's own state file, e.g. a full disk
                 if isinstance(err, OSError) and err.errno not in writable.WRITE_ERRNOS:
                     raise
-                line = writable.from_os_error(err) if isinstance(err, OSError) else CacheError(
+                line = CacheError(
                     str(cache / "doit.sqlite3"), f"doit cannot update its state ({err})",
                     hint="make it writable, or remove it: doit starts a new one and nnbuild's "
                     "stage keys still decide what runs")
+                if isinstance(err, OSError):
+                    line = writable.from_os_error(err, "the cache")
                 print(f"{prog}: error: {line}", file=sys.stderr)
                 return 2
 

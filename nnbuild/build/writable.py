@@ -24,29 +24,32 @@ _FULL = (errno.ENOSPC, errno.EDQUOT)
 _READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
-def _hint(code: int | None, what: str) -> str:
+def _hint(code: int | None, what: str | None) -> str:
     if code in _FULL:
-        return (f"free disk space (nnbuild cache gc --max-size SIZE trims the cache) or point "
-                f"NNBUILD_CACHE at a larger disk; nothing partial was kept in {what}")
+        return ("free disk space (nnbuild cache gc --max-size SIZE trims the cache) or point "
+                "NNBUILD_CACHE at a larger disk; nothing partial was kept")
     if code in _READ_ONLY and what == "dist/":
         return "make dist/ writable (chmod -R u+w dist)"
+    if code in _READ_ONLY and what is None:
+        return ("make that folder writable (chmod -R u+w); for the cache, NNBUILD_CACHE may "
+                "point at a writable folder instead")
     if code in _READ_ONLY:
         return (f"make {what} writable (chmod -R u+w) or point NNBUILD_CACHE at a writable "
                 "folder")
-    return "remove or rename what is in the way, or point NNBUILD_CACHE at a folder"
+    return "remove or rename what is in the way"
 
 
-def from_os_error(err: OSError, what: str = "the cache", context: str | None = None
+def from_os_error(err: OSError, what: str | None = None, context: str | None = None
                   ) -> CacheError:
-    """A one-line ``CacheError`` for an ``OSError`` met while writing ``what``.
+    """A one-line ``CacheError`` for an ``OSError`` met while writing.
 
     Args:
         err: the error; its ``filename`` (if any) becomes the *where* of the message.
-        what: the folder in the hint (``"the cache"``, ``"dist/"``).
+        what: the folder the hint names (``"cache/"``, ``"dist/"``); None: the file's folder.
         context: the *where* when the error names no file (``write()`` on a full disk names
             none), e.g. ``check:retinaface-640``.
     """
-    where = str(err.filename) if err.filename else (context or what)
+    where = str(err.filename) if err.filename else (context or what or "nnbuild")
     reason = err.strerror or str(err)
     return CacheError(where, f"cannot write or remove files there ({reason})",
                       hint=_hint(err.errno, what))

@@ -112,8 +112,10 @@ def test_read_only_cache_build_and_gc_say_one_line(read_only):
         assert _one_line(run, "cannot write to") == line.replace("doit build", prog)
     gc = _run(read_only, ["-m", "nnbuild.cli", "cache", "gc", "--grace", "0"], read_only=True)
     assert gc.returncode == 2
-    assert _one_line(gc, "Permission denied").startswith(
-        f"nnbuild: error: {read_only / 'cache'}/v1/tmp/run-check-1-stale"), gc.stderr
+    assert _one_line(gc, "Permission denied") == (
+        f"nnbuild: error: {read_only / 'cache'}/v1/tmp/run-check-1-stale: cannot write or "
+        "remove files there (Permission denied). Hint: make that folder writable (chmod -R "
+        "u+w); for the cache, NNBUILD_CACHE may point at a writable folder instead."), gc.stderr
 
 
 def test_read_only_cache_list_and_explain_work_or_say_one_line(read_only):

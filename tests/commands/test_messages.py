@@ -112,7 +112,8 @@ def test_an_all_digit_sha256_says_to_quote_it(tmp_path):
     proj = make_project(tmp_path / "p", [])
     digits = "1234567890" * 6 + "1234"
     write_recipe(proj, "digits", f"extends: {ZOO / (NAME + '.yaml')}\nsource:\n  prototxt: "
-                 f"{{url: 'https://example.com/det1.prototxt', sha256: {digits}}}\n  caffemodel: 5\n")
+                 f"{{url: 'https://example.com/det1.prototxt', sha256: {digits}}}\n"
+                 "  caffemodel: 5\n")
     run = nnbuild(proj, "validate", "digits")
     assert run.returncode == 2, run
     assert "object or object" not in run.stderr
