@@ -79,7 +79,8 @@ def main(args: argparse.Namespace) -> int:
         return _by_latency(args, recipe, graph, scorer)
     budget = suggest.parse_budget(args.budget, len(scorer.candidates))
     _say(f"ranking {len(scorer.candidates)} weighted layers, each alone in 16-bit")
-    result = suggest.search(scorer.score, scorer.candidates, budget, full=scorer.full(),
+    score = _Counted(scorer.score, after=1 + len(scorer.candidates))
+    result = suggest.search(score, scorer.candidates, budget, full=scorer.full(),
                             width=args.width, progress=_progress)
     print(f"# {recipe.name}: {len(result.layers)} of {len(scorer.candidates)} weighted layers "
           f"in 16-bit (budget {budget})", file=sys.stderr)
@@ -91,6 +92,30 @@ def main(args: argparse.Namespace) -> int:
 
 def _say(message: str) -> None:
     print(f"suggest-hp: {message}", file=sys.stderr, flush=True)
+
+
+class _Counted:
+    """A score function that, after the ranking's ``after`` calls, says every few seconds how
+    many layer sets the greedy steps have simulated (their count is not known in advance)."""
+
+    def __init__(self, score, after: int, every: float = 5.0):
+        import time
+
+        self.score, self.after, self.every, self.calls = score, after, every, 0
+        self.clock = time.monotonic
+        self.last = self.clock()
+
+    def __call__(self, hp):
+        if self.calls == self.after:  # the ranking is done: the first greedy step starts
+            self.last = self.clock()
+            _say("greedy search: adding the layer that helps most, step by step")
+        value = self.score(hp)
+        self.calls += 1
+        now = self.clock()
+        if self.calls > self.after and now - self.last >= self.every:
+            self.last = now
+            _say(f"greedy search: {self.calls - self.after} layer sets tried")
+        return value
 
 
 def _progress(items):

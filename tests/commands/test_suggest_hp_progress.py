@@ -34,6 +34,25 @@ def test_lines_when_stderr_is_not_a_terminal(built):
         next(x for x in lines if x.startswith(f"# {NAME}:"))), "progress comes before the result"
 
 
+def test_the_greedy_steps_say_they_started_and_how_far_they_are(built, monkeypatch, capsys):
+    from nnbuild.commands import suggest_hp
+
+    run = nnbuild(built, "suggest-hp", NAME, "--budget", "3")
+    lines = run.stderr.splitlines()
+    greedy = "suggest-hp: greedy search: adding the layer that helps most, step by step"
+    assert run.returncode == 0 and greedy in lines, run
+    assert lines.index(greedy) > lines.index(next(x for x in lines if "layers tried: 5/5" in x))
+    now = [0.0]
+    counted = suggest_hp._Counted(lambda hp: len(hp), after=2, every=5.0)
+    counted.clock = lambda: now[0]
+    for step in range(6):
+        now[0] = 3.0 * step
+        assert counted(frozenset(range(step))) == step
+    # calls at t = 0, 3 rank; greedy calls at t = 6, 9, 12, 15: a line once 5 s have passed
+    assert capsys.readouterr().err.splitlines() == [
+        greedy, "suggest-hp: greedy search: 3 layer sets tried"]
+
+
 def test_a_bar_on_a_terminal(built):
     main, child = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "nnbuild.cli", "suggest-hp", NAME],
