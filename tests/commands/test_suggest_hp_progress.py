@@ -34,7 +34,7 @@ def test_lines_when_stderr_is_not_a_terminal(built):
         next(x for x in lines if x.startswith(f"# {NAME}:"))), "progress comes before the result"
 
 
-def test_the_greedy_steps_say_they_started_and_how_far_they_are(built, monkeypatch, capsys):
+def test_the_greedy_steps_say_they_started_and_how_far_they_are(built, capsys):
     from nnbuild.commands import suggest_hp
 
     run = nnbuild(built, "suggest-hp", NAME, "--budget", "3")
