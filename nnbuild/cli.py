@@ -39,6 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     except NNBuildError as err:
         print(f"nnbuild: error: {err}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:  # read-only or full cache/, a file where a folder goes: one line
+        from nnbuild.build.writable import WRITE_ERRNOS, from_os_error
+
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        print(f"nnbuild: error: {from_os_error(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("nnbuild: interrupted", file=sys.stderr)
         return 130

@@ -22,8 +22,10 @@ class NNBuildError(Exception):
 
     def line(self) -> str:
         parts = [f"{self.where}: {self.what.rstrip('.')}."]
-        if self.expected is not None or self.got is not None:
+        if self.expected is not None:
             parts.append(f"Expected {self.expected}, got {self.got}.")
+        elif self.got is not None:  # nothing to expect: "Expected None" told the user nothing
+            parts[0] = f"{self.where}: {self.what.rstrip('.')}; got {self.got}."
         if self.hint:
             parts.append(f"Hint: {self.hint.rstrip('.')}.")
         return " ".join(parts)

@@ -105,10 +105,14 @@ def _decode(path: str | os.PathLike) -> "Image.Image":
         raise FetchError(str(path), "image file not found",
                          hint="check the recipe's image list") from None
     except (UnidentifiedImageError, OSError) as err:
-        raise FetchError(str(path), f"cannot decode image ({err})",
-                         expected="a JPEG/PNG/BMP picture",
-                         got=pathlib.Path(path).suffix or "no extension",
-                         hint="remove the file or convert it") from None
+        # Name no path in the text: ``path`` is often the store copy, which the caller renames
+        # to the recipe's file (build/origins.py); Pillow's message would repeat the copy.
+        size = os.path.getsize(path)
+        got = ("an empty file" if size == 0 else f"{size} bytes in no format Pillow reads"
+               if isinstance(err, UnidentifiedImageError) else f"{size} bytes ({err})")
+        raise FetchError(str(path), "cannot decode the picture", expected="a JPEG/PNG/BMP "
+                         "picture", got=got, hint="replace the file with a readable picture "
+                         "or remove it from the recipe's images") from None
 
 
 def load_uint8(path: str | os.PathLike, shape: Sequence[int], *, resize: str = "stretch",

@@ -123,8 +123,14 @@ def test_load_errors(tmp_path):
     with pytest.raises(FetchError, match="image file not found"):
         pp.load_uint8(tmp_path / "missing.jpg", (4, 4))
     (tmp_path / "bad.jpg").write_bytes(b"not a picture")
-    with pytest.raises(FetchError, match="cannot decode image"):
+    with pytest.raises(FetchError, match=r"bad\.jpg: cannot decode the picture\. Expected a "
+                       r"JPEG/PNG/BMP picture, got 13 bytes in no format Pillow reads\. Hint: "
+                       r"replace the file with a readable picture or remove it"):
         pp.load_uint8(tmp_path / "bad.jpg", (4, 4))
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(FetchError, match=r"empty\.jpg: cannot decode the picture\. Expected a "
+                       r"JPEG/PNG/BMP picture, got an empty file\."):
+        pp.load_uint8(tmp_path / "empty.jpg", (4, 4))
     with pytest.raises(RecipeError, match="input.resize: unknown resize mode"):
         pp.load_uint8(PHOTO, (4, 4), resize="crop")
     with pytest.raises(RecipeError, match="input.pad_value"):

@@ -111,10 +111,14 @@ class Cache:
         """
         tmp = self.tmp_path("put-")
         digest = hashlib.sha256()
-        with open(src, "rb") as fin, open(tmp, "wb") as fout:
-            while chunk := fin.read(CHUNK):
-                digest.update(chunk)
-                fout.write(chunk)
+        try:
+            with open(src, "rb") as fin, open(tmp, "wb") as fout:
+                while chunk := fin.read(CHUNK):
+                    digest.update(chunk)
+                    fout.write(chunk)
+        except BaseException:  # a full disk or Ctrl-C: no partial blob left in tmp/
+            tmp.unlink(missing_ok=True)
+            raise
         hexd = digest.hexdigest()
         if expected is not None and hexd != expected:
             tmp.unlink()
@@ -203,8 +207,12 @@ class Cache:
         path = self.entry_path(stage, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.tmp_path("entry-")
-        tmp.write_text(json.dumps(entry, sort_keys=True, indent=1))
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps(entry, sort_keys=True, indent=1))
+            os.replace(tmp, path)
+        except BaseException:  # a full disk: no entry, and no partial record in tmp/
+            tmp.unlink(missing_ok=True)
+            raise
         return path
 
     def drop_entry(self, stage: str, key: str) -> None:
@@ -264,9 +272,13 @@ class Cache:
 def write_json_atomic(path: Path, value: object, cache: Cache) -> None:
     """Write canonical JSON to ``path`` through the cache's tmp directory."""
     tmp = cache.tmp_path("json-")
-    tmp.write_text(canonical_json(value))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(canonical_json(value))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def remove_tree(path: Path) -> None:

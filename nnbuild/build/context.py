@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -81,26 +80,6 @@ class StageContext:
 
     def progress(self, iterable: Iterable, total: int | None = None, desc: str = "") -> Iterator:
         """Iterate with a progress bar on a terminal, or a few plain log lines otherwise."""
-        if total is None and hasattr(iterable, "__len__"):
-            total = len(iterable)
-        label = desc or self.stage
-        tty = sys.stderr.isatty()
-        start, last_log, count = time.monotonic(), 0.0, 0
-        for count, item in enumerate(iterable, 1):
-            yield item
-            now = time.monotonic()
-            if tty:
-                sys.stderr.write("\r" + _bar(label, count, total, now - start))
-                sys.stderr.flush()
-            elif now - last_log >= 5.0 or count == total:
-                last_log = now
-                self.log(f"{label}: {count}/{total or '?'} ({now - start:.1f} s)")
-        if tty and count:
-            sys.stderr.write("\n")
+        from nnbuild.build.progress import progress
 
-
-def _bar(label: str, done: int, total: int | None, seconds: float, width: int = 30) -> str:
-    if not total:
-        return f"{label}: {done} ({seconds:.1f} s)"
-    filled = int(width * done / total)
-    return f"{label}: [{'#' * filled}{'.' * (width - filled)}] {done}/{total} ({seconds:.1f} s)"
+        return progress(iterable, total, desc or self.stage, self.log)

@@ -19,6 +19,7 @@ Nothing here imports numpy, protobuf or jsonschema on the no-op path.
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -29,9 +30,9 @@ from doit.loader import generate_tasks
 
 from nnbuild.recipe import load as recipes
 from nnbuild.recipe.scan import scan
-from nnbuild.build import interrupt
+from nnbuild.build import interrupt, writable
 from nnbuild.build.cache import Cache
-from nnbuild.errors import CheckFailed, NNBuildError, RecipeError
+from nnbuild.errors import CacheError, CheckFailed, NNBuildError, RecipeError
 from nnbuild.build.registry import final_stages, stages
 from nnbuild.build.runner import Pipeline
 
@@ -40,15 +41,25 @@ from nnbuild.build.runner import Pipeline
 DOIT_CONFIG = {
     "GLOBAL": {"loader": "nnbuild", "backend": "sqlite3", "dep_file": "cache/doit.sqlite3"},
     "LOADER": {"nnbuild": "nnbuild.build.doit_plugin:RecipeLoader"},
-    "COMMAND": {"build": "nnbuild.build.doit_plugin:Build"},
+    "COMMAND": {"build": "nnbuild.build.doit_plugin:Build",
+                "run": "nnbuild.build.doit_plugin:RunTasks",
+                "forget": "nnbuild.build.doit_commands:Forget",
+                "info": "nnbuild.build.doit_commands:Info",
+                "dumpdb": "nnbuild.build.doit_commands:DumpDB"},
 }
 _PIPELINES: dict[str, Pipeline] = {}
 _RECIPES: dict[tuple[str, str], recipes.Recipe] = {}
 
 
 def cache_root(root: Path) -> Path:
-    """``$NNBUILD_CACHE`` or ``<root>/cache``."""
-    return Path(os.environ.get("NNBUILD_CACHE") or root / "cache").resolve()
+    """``$NNBUILD_CACHE`` or ``<root>/cache``.
+
+    Raises:
+        CacheError: it names a file (a folder is created when first needed).
+    """
+    path = Path(os.environ.get("NNBUILD_CACHE") or root / "cache").resolve()
+    writable.require_folder(path, "NNBUILD_CACHE" if os.environ.get("NNBUILD_CACHE") else "cache/")
+    return path
 
 
 def pipeline(root: str | Path) -> Pipeline:
@@ -91,6 +102,10 @@ def stage_action(root: str, name: str, stage: str):
         return TaskFailed(str(err))
     except NNBuildError as err:
         return TaskError(str(err))
+    except OSError as err:  # read-only or full cache/dist: one line, not a traceback
+        if err.errno not in writable.WRITE_ERRNOS:
+            raise
+        return TaskError(str(writable.from_os_error(err, context=f"{stage}:{name}")))
     if how == "restored":
         print(f"{stage}:{name}: restored from cache", file=sys.stderr)
     return None
@@ -132,8 +147,13 @@ class RecipeLoader(TaskLoader2):
         self.root = recipes.project_root()
 
     def load_doit_config(self):
-        cache = cache_root(self.root)
-        cache.mkdir(parents=True, exist_ok=True)
+        try:
+            cache = cache_root(self.root)
+            cache.mkdir(parents=True, exist_ok=True)
+        except NNBuildError as err:
+            _fail(err)
+        except OSError as err:
+            _fail(writable.from_os_error(err, "the cache"))
         return {"dep_file": str(cache / "doit.sqlite3"), "backend": "sqlite3"}
 
     def load_tasks(self, cmd, pos_args):
@@ -155,16 +175,94 @@ class RecipeLoader(TaskLoader2):
             modules = stages()
         except NNBuildError as err:
             _fail(err)
+        except OSError as err:  # e.g. a read-only cache/ where the validation marker goes
+            _fail(writable.from_os_error(err, "the cache"))
         for err in self.problems:
             print(f"doit: error: {err} (skipped; the other recipes go on)", file=sys.stderr)
         tasks = []
         for stage, module in modules.items():
             tasks.extend(generate_tasks(stage, _stage_tasks(self.root, stage, module, names)))
-        pipeline(self.root).cache.stats.save()
+        try:
+            pipeline(self.root).cache.stats.save()
+        except OSError as err:
+            _fail(writable.from_os_error(err, "the cache"))
         return tasks
 
 
-class Build(Run):
+def build_targets(root: Path, args: list[str]) -> tuple[list[str], set[str]]:
+    """The doit tasks of ``doit build ARGS`` and the recipe names it names.
+
+    An argument is a recipe (its final stages) or ``stage:recipe`` (that stage and what it
+    needs, as ``doit stage:recipe`` runs it).
+
+    Raises:
+        NNBuildError: an unknown recipe or stage, or a named recipe whose file is bad.
+    """
+    known, problems = scan(root / "recipes")
+    modules, final = stages(), final_stages()
+    targets, named = [], set()
+    for arg in args:
+        stage, _, name = arg.rpartition(":")
+        if stage and stage not in modules:
+            raise NNBuildError(arg, f"unknown stage {stage!r} before ':'", expected="RECIPE or "
+                               "STAGE:RECIPE with a stage of " + ", ".join(modules), got=repr(arg),
+                               hint=f"run doit build {name} (every stage) or fix the stage")
+        for err in problems:  # a named recipe whose file is bad: that file's error
+            if err.where.split(":")[0] == recipes.display(root / "recipes" / f"{name}.yaml"):
+                raise err
+        if name not in known:
+            recipes.check_name(name, typed=True)
+            raise recipes.unknown_recipe(name, known, root / "recipes")
+        targets += [arg] if stage else [f"{s}:{name}" for s in final]
+        named.add(name)
+    return targets or [f"{s}:{n}" for n in known for s in final], named
+
+
+class RunTasks(Run):
+    """``doit`` / ``doit run [TASK ...]``: doit's run, with ``cache/`` and ``dist/`` checked
+    first, and write failures, Ctrl-C and SIGTERM reported as one line (no traceback)."""
+
+    name = "run"
+
+    def execute(self, params, args):
+        try:
+            cache = self.preflight(recipes.project_root())
+        except NNBuildError as err:
+            print(f"doit {self.name}: error: {err}", file=sys.stderr)
+            return err.exit_code
+        return self.run_tasks(params, list(args), cache)
+
+    @staticmethod
+    def preflight(root: Path) -> Path:
+        """The cache folder, after proving it and ``dist/`` writable (``CacheError`` if not)."""
+        cache = cache_root(root)
+        writable.require_writable(cache, "NNBUILD_CACHE" if os.environ.get("NNBUILD_CACHE")
+                                  else "cache/")
+        writable.require_writable(root / "dist", "dist/")
+        return cache
+
+    def run_tasks(self, params, targets: list[str], cache: Path):
+        """doit's run of ``targets``; interrupts and write failures become one line."""
+        prog = f"doit {self.name}"
+        with interrupt.sigterm_raises():
+            try:
+                return super().execute(params, targets)
+            except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM as interrupt.Terminated
+                return interrupt.exit_status(err, prog)
+            except (OSError, sqlite3.Error) as err:  # doit's own state file, e.g. a full disk
+                if isinstance(err, OSError) and err.errno not in writable.WRITE_ERRNOS:
+                    raise
+                line = CacheError(
+                    str(cache / "doit.sqlite3"), f"doit cannot update its state ({err})",
+                    hint="make it writable, or remove it: doit starts a new one and nnbuild's "
+                    "stage keys still decide what runs")
+                if isinstance(err, OSError):
+                    line = writable.from_os_error(err, "the cache")
+                print(f"{prog}: error: {line}", file=sys.stderr)
+                return 2
+
+
+class Build(RunTasks):
     """``doit build [RECIPE ...]``: build every stage of the named recipes (default: all)."""
 
     name = "build"
@@ -177,27 +275,14 @@ class Build(Run):
     def execute(self, params, args):
         root = recipes.project_root()
         try:
-            known, problems = scan(root / "recipes")
-            for name in args:
-                for err in problems:  # a named recipe whose file is bad: that file's error
-                    if err.where.split(":")[0] == recipes.display(root / "recipes" / f"{name}.yaml"):
-                        raise err
-                if name not in known:
-                    recipes.check_name(name)
-                    raise NNBuildError(name, "unknown recipe", expected="one of " + ", ".join(
-                        known), got=repr(name), hint=f"add recipes/{name}.yaml or fix the name")
-            final = final_stages()
+            targets, named = build_targets(root, list(args))
+            cache = self.preflight(root)
         except NNBuildError as err:
             print(f"doit build: error: {err}", file=sys.stderr)
             return err.exit_code
-        targets = [f"{stage}:{name}" for name in (args or known) for stage in final]
-        self.loader.named = set(args)  # `doit build` alone: every recipe, none named
-        with interrupt.sigterm_raises():
-            try:
-                status = super().execute(params, targets)
-                return status or (2 if getattr(self.loader, "problems", None) else 0)
-            except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM as interrupt.Terminated
-                return interrupt.exit_status(err, "doit build")
+        self.loader.named = named  # `doit build` alone: every recipe, none named
+        status = self.run_tasks(params, targets, cache)
+        return status or (2 if getattr(self.loader, "problems", None) else 0)
 
 
 def run_build(names: list[str], processes: int | None = None) -> int:

@@ -48,19 +48,31 @@ def reasons(old: dict | None, new: dict, labels_old: dict, labels_new: dict) -> 
 
 def explain(pipe, rec) -> list[tuple[str, str, list[str]]]:
     """``[(stage, status, reasons)]`` for every stage of ``rec``; status is one of
-    ``STATUSES``: up to date, restored from cache (its key is in the store) or would run."""
-    rows = []
+    ``STATUSES``: up to date, restored from cache (its key is in the store) or would run.
+
+    A stage after one that is restored is keyed with the restored outputs (the cache entry
+    holds their hashes), so it too shows "restored from cache" when its entry is there.
+    """
+    rows, known = [], {}  # known: stage -> output hashes it has or will have, without running
     for stage in pipe.modules:
         pipe.forget(rec)
         if pipe.is_current(rec, stage):
             rows.append((stage, STATUSES[0], []))
+            known[stage] = _hashes(pipe.read_marker(rec.name, stage))
             continue
-        key, doc, labels = pipe.key_doc(rec, stage, loose=True)
+        key, doc, labels = pipe.key_doc(rec, stage, loose=True, assumed=known)
         marker = pipe.read_marker(rec.name, stage)
         why = reasons(marker and marker.get("doc"), doc, (marker or {}).get("labels", {}), labels)
         if marker and marker.get("key") == key or not why:
             why = why or ["missing_output (outputs deleted or edited)"]
-        exact = pipe.key_doc(rec, stage)
-        cached = exact is not None and pipe.cache.entry_path(stage, exact[0]).is_file()
-        rows.append((stage, STATUSES[1] if cached else STATUSES[2], why))
+        pending = "pending" in doc["upstream"].values()
+        entry = None if pending else pipe.cache.read_entry(stage, key)
+        if entry is not None:
+            known[stage] = _hashes(entry)
+        rows.append((stage, STATUSES[1] if entry is not None else STATUSES[2], why))
     return rows
+
+
+def _hashes(record: dict | None) -> dict:
+    """``{output name: sha256}`` of a marker or cache entry."""
+    return {n: o["sha256"] for n, o in ((record or {}).get("outputs") or {}).items()}

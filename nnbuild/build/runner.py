@@ -79,11 +79,14 @@ class Pipeline:
             self._inputs[memo] = hook(recipe.spec) if hook else {}
         return self._inputs[memo]
 
-    def key_doc(self, recipe: Recipe, stage: str, loose: bool = False):
+    def key_doc(self, recipe: Recipe, stage: str, loose: bool = False,
+                assumed: dict[str, dict] | None = None):
         """``(key, document, labels)`` of a stage, or None while an upstream is not built.
 
         With ``loose``, an upstream that is not current contributes ``"pending"``: the result
-        is only good for explaining, never for caching.
+        is only good for explaining, never for caching. ``assumed`` (with ``loose``) gives the
+        output hashes of upstreams that are not current but will be restored from the cache
+        (``nnbuild explain``).
         """
         memo = (recipe.name, stage)
         if memo in self._keys and not loose:
@@ -91,6 +94,9 @@ class Pipeline:
         module = self.module(stage)
         upstream = {}
         for need in module.NEEDS:
+            if loose and assumed and need in assumed:
+                upstream[need] = assumed[need]
+                continue
             marker = self.current_marker(recipe, need)
             if marker is None and loose:
                 upstream[need] = "pending"  # it runs first: its outputs are not known yet
@@ -236,13 +242,10 @@ class Pipeline:
         start = time.monotonic()
         try:
             module.run(ctx)
+            outputs = self._store_outputs(out)
         except BaseException:
             remove_tree(work)  # nothing of a failed run is kept (the error is not a gate result)
             raise
-        outputs = {}
-        for path in sorted(p for p in out.rglob("*") if p.is_file()):
-            outputs[path.relative_to(out).as_posix()] = {
-                "sha256": self.cache.put_file(path), "size": path.stat().st_size}
         failure = None
         if ctx.failure is not None:
             failure = {"class": type(ctx.failure).__name__, "where": ctx.failure.where,
@@ -250,9 +253,21 @@ class Pipeline:
                        "got": _str(ctx.failure.got), "hint": ctx.failure.hint}
         entry = {"outputs": outputs, "doc": doc, "labels": labels, "failure": failure,
                  "seconds": round(time.monotonic() - start, 3), "recipe": recipe.name}
-        self.cache.write_entry(stage, key, entry)  # last: the entry only exists when complete
+        try:
+            self.cache.write_entry(stage, key, entry)  # last: the entry only exists when complete
+        except BaseException:  # e.g. a full disk: no entry, no work directory left
+            remove_tree(work)
+            raise
         entry.update(stage=stage, key=key)
         return out, entry
+
+    def _store_outputs(self, out: Path) -> dict:
+        """``{relative name: {sha256, size}}`` of the files in ``out``, copied into the store."""
+        outputs = {}
+        for path in sorted(p for p in out.rglob("*") if p.is_file()):
+            outputs[path.relative_to(out).as_posix()] = {
+                "sha256": self.cache.put_file(path), "size": path.stat().st_size}
+        return outputs
 
     def _ancestors(self, stage: str) -> list[str]:
         seen: list[str] = []
@@ -314,11 +329,16 @@ class Pipeline:
             if name.endswith(DIST_SUFFIX) and "/" not in name:
                 self.dist.mkdir(parents=True, exist_ok=True)
                 tmp = self.cache.tmp_path("dist-")
-                shutil.copyfile(folder / name, tmp)
                 # dist/ is on another directory, maybe another filesystem: replace within it.
                 final_tmp = self.dist / f".{name}.{os.getpid()}.tmp"
-                shutil.move(tmp, final_tmp)
-                os.replace(final_tmp, self.dist / name)
+                try:
+                    shutil.copyfile(folder / name, tmp)
+                    shutil.move(tmp, final_tmp)
+                    os.replace(final_tmp, self.dist / name)
+                except BaseException:  # a full disk: no partial copy in tmp/ or dist/
+                    tmp.unlink(missing_ok=True)
+                    final_tmp.unlink(missing_ok=True)
+                    raise
                 published[name] = stat_signature(os.stat(self.dist / name))
         return published
 

@@ -92,7 +92,8 @@ def read_caffemodel(path: PathLike) -> Any:
         net.ParseFromString(raw)
     except pb_message.DecodeError as err:
         raise ModelError(str(path), "caffemodel does not decode as a Caffe NetParameter",
-                         got=f"{len(raw)} bytes ({err})",
+                         expected="a binary Caffe model (NetParameter)",
+                         got=f"{len(raw)} bytes that do not decode ({err})",
                          hint="the file is truncated or not a caffemodel; re-download it and "
                               "check its sha256") from err
     _reject_v1(net, path)

@@ -17,7 +17,7 @@ def run(args) -> int:
     from nnbuild.build.runner import stage_output_dir
     from nnbuild.recipe.load import check_name
 
-    check_name(args.recipe, "nnbuild report")  # the name becomes a path under cache/
+    check_name(args.recipe, "nnbuild report", typed=True)  # it becomes a path under cache/
     path = stage_output_dir(args.recipe, "check") / ("report.json" if args.json else "report.html")
     if not path.is_file():
         raise NNBuildError(f"recipe {args.recipe}", "no check report yet",

@@ -123,7 +123,8 @@ def main(args: argparse.Namespace) -> int:
     names = _npz_names(graph, out)
     path = pathlib.Path(args.output)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **{names[b]: a for b, a in out.items()})
+    with open(path, "wb") as handle:  # a file object: numpy adds no ".npz" to a path without it
+        np.savez(handle, **{names[b]: a for b, a in out.items()})
     for blob in graph.outputs:
         a = out[blob]
         print(f"{names[blob]}: shape {tuple(a.shape)}, min {a.min():.6g}, max {a.max():.6g}")

@@ -73,18 +73,56 @@ def main(args: argparse.Namespace) -> int:
     patch = stage_dir(recipe.name, "patch")
     graph = io.load(patch / "model.prototxt", patch / "model.caffemodel").graph
     ranges = Ranges.load(stage_dir(recipe.name, "calibrate") / "ranges.json")
+    _say(f"simulating {max(1, args.images)} check image(s) in int8 and float")
     scorer = suggest.SimScorer(graph, ranges, check_feeds(recipe, graph, args.images))
     if args.budget_ms is not None:
         return _by_latency(args, recipe, graph, scorer)
     budget = suggest.parse_budget(args.budget, len(scorer.candidates))
-    result = suggest.search(scorer.score, scorer.candidates, budget, full=scorer.full(),
-                            width=args.width)
+    _say(f"ranking {len(scorer.candidates)} weighted layers, each alone in 16-bit")
+    score = _Counted(scorer.score, after=1 + len(scorer.candidates))
+    result = suggest.search(score, scorer.candidates, budget, full=scorer.full(),
+                            width=args.width, progress=_progress)
     print(f"# {recipe.name}: {len(result.layers)} of {len(scorer.candidates)} weighted layers "
           f"in 16-bit (budget {budget})", file=sys.stderr)
     print(f"# mean output cosine: int8 {result.base:.4f} -> {result.score:.4f} "
           f"(int16 {result.full:.4f}; {100 * result.fraction:.0f}% of the way)", file=sys.stderr)
     _write_diff(args, recipe, result.layers)
     return 0
+
+
+def _say(message: str) -> None:
+    print(f"suggest-hp: {message}", file=sys.stderr, flush=True)
+
+
+class _Counted:
+    """A score function that, after the ranking's ``after`` calls, says every few seconds how
+    many layer sets the greedy steps have simulated (their count is not known in advance)."""
+
+    def __init__(self, score, after: int, every: float = 5.0):
+        import time
+
+        self.score, self.after, self.every, self.calls = score, after, every, 0
+        self.clock = time.monotonic
+        self.last = self.clock()
+
+    def __call__(self, hp):
+        if self.calls == self.after:  # the ranking is done: the first greedy step starts
+            self.last = self.clock()
+            _say("greedy search: adding the layer that helps most, step by step")
+        value = self.score(hp)
+        self.calls += 1
+        now = self.clock()
+        if self.calls > self.after and now - self.last >= self.every:
+            self.last = now
+            _say(f"greedy search: {self.calls - self.after} layer sets tried")
+        return value
+
+
+def _progress(items):
+    """The search's loops, shown as the stages show theirs (bar on a terminal, else lines)."""
+    from nnbuild.build.progress import progress
+
+    return progress(items, label="suggest-hp: layers tried")
 
 
 def _write_diff(args, recipe, layers) -> None:
@@ -108,8 +146,10 @@ def _by_latency(args, recipe, graph, scorer) -> int:
     chip = recipe.spec.target.chip
     base_ms, extra = suggest_budget.extra_ms(graph, scorer.candidates, chip)
     budget = suggest_budget.parse_budget_ms(args.budget_ms, base_ms)
+    _say(f"ranking {len(scorer.candidates)} weighted layers by cosine gained per ms")
     result = suggest_budget.search(lambda hp: min(scorer.cosines(hp).values()),
-                                   scorer.candidates, extra, base_ms, budget, width=args.width)
+                                   scorer.candidates, extra, base_ms, budget, width=args.width,
+                                   progress=_progress)
     print(f"# {recipe.name}: {len(result.layers)} layers in 16-bit, estimated "
           f"{result.ms:.2f} ms (all 8-bit {base_ms:.2f}, budget {budget:.2f}); worst output "
           f"cosine {result.base:.4f} -> {result.score:.4f}", file=sys.stderr)

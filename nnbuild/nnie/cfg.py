@@ -134,7 +134,7 @@ def _batch_num(spec, image_count: int | None) -> int:
     count = image_count if image_count is not None else spec.calibration.count
     if count is None:
         raise RecipeError("calibration.count", "the number of calibration pictures is needed",
-                          expected="a positive integer", got=None)
+                          expected="a positive integer", got="nothing (not set)")
     return max(1, min(MAX_BATCH, int(count)))
 
 

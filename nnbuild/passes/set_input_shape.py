@@ -70,9 +70,11 @@ def set_input_shape(graph: Graph, ctx: PassContext, *, shape=None, name=None
                         "an input", got=name, hint="set input.name to the network's input blob")
     old = g.inputs[name]
     if old and len(old) == 4 and old[1] != target[1]:
-        raise PassError(WHERE, f"input {name!r} has {old[1]} channels", expected=old[1],
-                        got=target[1], hint="the channel count is fixed by the first layer's "
-                                            "weights; fix input.shape[1]")
+        raise PassError(WHERE, f"input {name!r} takes {old[1]} channels, input.shape gives "
+                        f"{target[1]}", expected=f"input.shape [1, {old[1]}, H, W]",
+                        got=list(target), hint=f"set input.shape[1] to {old[1]}; the first "
+                        "layer's weights fix the channel count (input.format gray feeds 1 "
+                        "channel, bgr and rgb 3)")
     g.inputs[name] = target
     g.input_style = "legacy"
     changes.param("<net>", "input_style", style, "legacy")

@@ -82,12 +82,18 @@ def display(path: Path) -> str:
         return str(path)
 
 
-def check_name(name: str, where: str = "recipe name") -> str:
-    """Reject names that are not plain file-name tokens (they end up in cache/ and dist/ paths)."""
+def check_name(name: str, where: str = "recipe name", *, typed: bool = False) -> str:
+    """Reject names that are not plain file-name tokens (they end up in cache/ and dist/ paths).
+
+    With ``typed`` the name is a command-line argument: the hint says to fix it, not to rename
+    a file.
+    """
     if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+        hint = ("give a recipe's name: its file name in recipes/ without .yaml" if typed else
+                "rename the file; names become paths in cache/ and dist/")
         raise RecipeError(where, "not a safe recipe name", expected="letters, digits, '.', '_', "
                           "'+', '-' (no '/', no '..', not starting with '.' or '-')",
-                          got=repr(name), hint="rename the file; names become paths in cache/ and dist/")
+                          got=repr(name), hint=hint)
     return name
 
 
@@ -320,7 +326,7 @@ def load(name: str, folder: Path | None = None, cache=None) -> Recipe:
     if name.endswith((".yaml", ".yml")):
         return _load_path(Path(name), cache)  # its name (the stem) is checked like any other
     folder = folder or recipes_dir()
-    check_name(name)
+    check_name(name, typed=True)
     direct = [folder / f"{name}.yaml", folder / f"{name}.yml"]
     for path in direct:
         if path.is_file() and "matrix" not in load_yaml(path):
@@ -330,9 +336,17 @@ def load(name: str, folder: Path | None = None, cache=None) -> Recipe:
             recipes = load_file(path, cache)
             if name in recipes:
                 return recipes[name]
-    known = names_in(folder)
-    raise RecipeError(name, "unknown recipe", expected="one of " + (", ".join(known) or "(none)"),
-                      got=repr(name), hint=f"add {display(folder)}/{name}.yaml or fix the name")
+    raise unknown_recipe(name, names_in(folder), folder)
+
+
+def unknown_recipe(name: str, known: list[str], folder: Path) -> RecipeError:
+    """The error for a recipe name that ``folder`` does not define (it may define none)."""
+    if not known:
+        return RecipeError(name, f"unknown recipe: {display(folder)}/ holds no recipe yet",
+                           hint=f"write {display(folder)}/{name}.yaml, e.g. one line "
+                           "`extends: zoo:retinaface-640` (`nnbuild zoo` lists the zoo)")
+    return RecipeError(name, "unknown recipe", expected="one of " + ", ".join(known),
+                       got=repr(name), hint=f"add {display(folder)}/{name}.yaml or fix the name")
 
 
 def portable(data: dict, root: Path | None = None) -> dict:
@@ -351,7 +365,7 @@ def portable(data: dict, root: Path | None = None) -> dict:
 def new_recipe(name: str, source: str, folder: Path | None = None) -> Path:
     """Write ``recipes/NAME.yaml`` extending recipe ``source`` and return its path."""
     folder = folder or recipes_dir()
-    check_name(name)
+    check_name(name, typed=True)
     target = folder / f"{name}.yaml"
     if target.exists():
         raise RecipeError(display(target), "already exists", hint="choose another name")

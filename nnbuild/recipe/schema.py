@@ -58,6 +58,10 @@ def _describe(err) -> list[str]:
                 f"got {value!r}{_suggest(value, map(str, err.validator_value))}"]
     if kind == "const":
         return [f"{where}: expected {err.validator_value!r}, got {value!r}"]
+    if kind == "type" and where.endswith("sha256") and isinstance(value, int):
+        # YAML reads an all-digit value as a number (leading zeros lost, 0-prefixed as octal)
+        return [f"{where}: expected 64 lowercase hex digits (a sha256) as a string, got the "
+                f"number {value}; YAML reads an all-digit value as a number: quote it"]
     if kind == "type":
         return [f"{where}: expected {err.validator_value}, got {type(value).__name__} {value!r}"]
     if kind == "required":
@@ -68,6 +72,8 @@ def _describe(err) -> list[str]:
         # Prefer the alternative whose type fits: it says what is really wrong.
         typed = [e for e in err.context if e.validator not in ("type", "anyOf", "required",
                                                                "additionalProperties")]
+        # Or a field inside the value with the wrong type (an all-digit sha256 is a number).
+        typed = typed or [e for e in err.context if len(e.absolute_path) > len(err.absolute_path)]
         if typed:
             return _describe(max(typed, key=lambda e: len(e.absolute_path)))
         return [f"{where}: expected {schema.get('description') or _shape(schema)}, got {value!r}"]
@@ -77,8 +83,12 @@ def _describe(err) -> list[str]:
 
 
 def _shape(schema: dict) -> str:
-    options = [s.get("$ref", "").rsplit("/", 1)[-1] or s.get("type", "?") for s in schema["anyOf"]]
-    return " or ".join(str(o) for o in options)
+    def option(alt: dict) -> str:
+        if alt.get("type") == "object" and alt.get("required"):
+            return "{" + ", ".join(alt["required"]) + ", ...}"  # "object or object" said nothing
+        return str(alt.get("$ref", "").rsplit("/", 1)[-1] or alt.get("type", "?"))
+
+    return " or ".join(option(alt) for alt in schema["anyOf"])
 
 
 def _schema() -> dict:

@@ -153,8 +153,12 @@ def compute(ctx, jobs: list, keys: list[str]) -> list[dict]:
 
     def store(i: int, result: dict) -> None:
         tmp = ctx.scratch / f"{keys[i]}.tmp{os.getpid()}"
-        tmp.write_text(json.dumps(result), encoding="utf-8")
-        os.replace(tmp, ctx.scratch / f"{keys[i]}.json")
+        try:
+            tmp.write_text(json.dumps(result), encoding="utf-8")
+            os.replace(tmp, ctx.scratch / f"{keys[i]}.json")
+        except BaseException:  # a full disk: no partial result file left behind
+            tmp.unlink(missing_ok=True)
+            raise
         results[i] = result
 
     if workers <= 1:

@@ -27,12 +27,26 @@ def external_inputs(spec) -> dict[str, list]:
 
 def run(ctx) -> None:
     """Patch, save, lint and prove."""
+    from nnbuild.build.origins import renamed, renamed_copy
     from nnbuild.caffe import io
+    from nnbuild.errors import NNBuildError
     from nnbuild.passes.patching import patch_model, write_outputs
 
     up = ctx.upstream("fetch")
-    original = io.load(up / "model.prototxt", up / "model.caffemodel").graph
-    result = patch_model(original, ctx.spec, ctx.files(GROUP), log=ctx.log)
+    try:
+        original = io.load(up / "model.prototxt", up / "model.caffemodel").graph
+    except NNBuildError as err:  # name the recipe's model files, not fetch's copies
+        raise renamed_copy(err, {str(up / f"model.{role}"): (f"source.{role}", ref)
+                                 for role, ref in ctx.spec.source.items()
+                                 if role in ("prototxt", "caffemodel")}) from None
+    pictures = list(ctx.files(GROUP))
+    try:
+        result = patch_model(original, ctx.spec, pictures, log=ctx.log)
+    except NNBuildError as err:  # a bad proof picture: name the recipe's, not its cache copy
+        refs = external_inputs(ctx.spec)[GROUP]
+        for path in pictures:
+            err = renamed(err, path, refs, "patch_check.images")
+        raise err from None
     if (up / "onnx-proof.json").is_file():  # an ONNX source: the conversion's proof (fetch)
         import json
 

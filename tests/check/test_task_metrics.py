@@ -149,3 +149,14 @@ def test_ssd_detection_rows_to_pixels():
     assert per["matched"] == 1 and len(per["float"]) == 1
     with pytest.raises(RecipeError, match="no output 'detection_out'"):
         ssd.per_image({}, {}, {"input_hw": (1, 1)})
+
+
+def test_embedding_without_output_says_nothing_was_set():
+    from nnbuild.check.tasks import embedding
+
+    outputs = {"fc1": np.ones(4), "fc2": np.ones(4)}
+    with pytest.raises(RecipeError) as info:
+        embedding._pick(outputs, {})
+    assert str(info.value) == (
+        "check.task_args.output: the embedding task needs one output. Expected one of fc1, fc2, "
+        "got nothing (not set). Hint: set check.task_args.output.")

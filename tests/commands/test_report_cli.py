@@ -16,7 +16,8 @@ def test_unsafe_names_are_refused_in_one_line(tmp_path, monkeypatch, capsys, nam
     err = capsys.readouterr().err
     assert err == (f"nnbuild: error: nnbuild report: not a safe recipe name. Expected letters, "
                    "digits, '.', '_', '+', '-' (no '/', no '..', not starting with '.' or '-'), "
-                   f"got {name!r}. Hint: rename the file; names become paths in cache/ and dist/.\n")
+                   f"got {name!r}. Hint: give a recipe's name: its file name in recipes/ without "
+                   ".yaml.\n")
 
 
 def test_a_safe_unknown_name_still_says_no_report_yet(tmp_path, monkeypatch, capsys):

@@ -47,7 +47,9 @@ def test_set_input_shape_writes_nnie_form(tmp_path):
 @pytest.mark.parametrize("shape, match", [
     ((2, 3, 8, 8), r"pass set_input_shape: unsupported input shape\. Expected \[1, C, H, W\]"),
     ((1, 3, 8), r"unsupported input shape\. .*got \[1, 3, 8\]"),
-    ((1, 4, 8, 8), r"input 'data' has 3 channels\. Expected 3, got 4"),
+    ((1, 4, 8, 8), r"input 'data' takes 3 channels, input\.shape gives 4\. Expected "
+                   r"input\.shape \[1, 3, H, W\], got \[1, 4, 8, 8\]\. Hint: set "
+                   r"input\.shape\[1\] to 3; the first layer's weights fix the channel count"),
 ])
 def test_set_input_shape_rejects(shape, match):
     with pytest.raises(PassError, match=match):

@@ -20,7 +20,7 @@ def _pick(outputs: dict, args: dict) -> np.ndarray:
     if name is None:
         if len(outputs) != 1:
             raise RecipeError("check.task_args.output", "the embedding task needs one output",
-                              expected="one of " + ", ".join(outputs), got=None,
+                              expected="one of " + ", ".join(outputs), got="nothing (not set)",
                               hint="set check.task_args.output")
         name = next(iter(outputs))
     if name not in outputs:
