@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import pathlib
-from typing import Any, Sequence
+from typing import Sequence
 
 from nnbuild.errors import RecipeError
 
