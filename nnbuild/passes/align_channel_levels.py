@@ -48,7 +48,7 @@ from nnbuild.passes.channel_chain import divide_inputs, scale_bias, trace
 from nnbuild.passes.surgery import frozen
 
 PRODUCERS = ("Convolution", "Deconvolution")
-# float32 rounding of m * s can land an ulp below the level; nudge s up by this much and retry.
+# Should float64 rounding of m * s still miss the level, s is nudged up by this much and retried.
 NUDGE = 2.0 ** -23
 
 
@@ -67,9 +67,14 @@ def level_above(max_abs: float, bits: int) -> float:
 
 
 def _aligned_group(part: np.ndarray, m: float, bits: int) -> tuple[np.ndarray, float]:
-    """(float32 weights, scale) with the group's float32 maximum on or just above its level."""
+    """(float32 weights, scale) for one group: its largest weight becomes the smallest float32
+    at or above its level (a float32 rounded to nearest could fall an ulp below the level, and
+    the quantizer's top would then be a whole level lower)."""
     target = level_above(m, bits)
-    s = target / m
+    top = np.float32(target)
+    if float(top) < target:
+        top = np.nextafter(top, np.float32(np.inf))
+    s = float(top) / m
     for _ in range(8):
         scaled = (part * s).astype(np.float32)
         if float(np.max(np.abs(scaled))) >= target:

@@ -3,14 +3,15 @@ linear layers that can absorb it (used by ``align_channel_levels``).
 
 Multiplying output channel ``c`` of a layer by ``s_c > 0`` multiplies channel ``c`` of every blob
 derived from it by layers ``f`` with ``f(s * x) == s * f(x)`` per channel: ReLU (any negative
-slope), PReLU (its slopes act on the sign of ``x``, which ``s > 0`` keeps), Dropout (identity at
-inference), max and average Pooling (each output reads one channel; padding adds zeros), a
-per-channel Scale (its bias is multiplied by ``s`` as well), an Eltwise SUM or MAX whose inputs
-all carry the same scale, and a channel Concat (the other inputs carry scale 1). A linear
-consumer (Convolution, Deconvolution, InnerProduct) undoes it exactly by dividing its weights of
-input channel ``c`` by ``s_c``. Anything else - Sigmoid, TanH, clipping activations (ReLU6,
-Clip), Softmax, an unfolded BatchNorm (``eps`` is not scaled), reshaping layers, Eltwise PROD or
-unequal scales, a network output - stops the chain, and the caller leaves the producer alone.
+slope), PReLU (its slopes act on the sign of ``x``, which ``s > 0`` keeps), Dropout and Split
+(identities at inference), max and average Pooling (each output reads one channel; padding adds
+zeros), a per-channel Scale (its bias is multiplied by ``s`` as well), an Eltwise SUM or MAX
+whose inputs all carry the same scale, and a channel Concat (the other inputs carry scale 1).
+A linear consumer (Convolution, Deconvolution, InnerProduct) undoes it exactly by dividing its
+weights of input channel ``c`` by ``s_c``. Anything else - Sigmoid, TanH, clipping activations
+(ReLU6, Clip), Softmax, an unfolded BatchNorm (``eps`` is not scaled), reshaping layers, Eltwise
+PROD or unequal scales, a network output - stops the chain, and the caller leaves the producer
+alone.
 
 ``trace`` only plans (it edits nothing); ``divide_inputs`` and ``scale_bias`` make the edits.
 """
@@ -24,7 +25,7 @@ import numpy as np
 from nnbuild.ir import Graph, Layer
 
 LINEAR = ("Convolution", "Deconvolution", "InnerProduct")
-ELEMENTWISE = ("ReLU", "PReLU", "Dropout")
+ELEMENTWISE = ("ReLU", "PReLU", "Dropout", "Split")
 # caffe.proto enums: PoolingParameter.PoolMethod and EltwiseParameter.EltwiseOp.
 POOL_MAX, POOL_AVE = 0, 1
 ELTWISE_SUM, ELTWISE_MAX = 1, 2
