@@ -11,6 +11,7 @@ from conftest import IMAGES, MODELS, ROOT
 from nnbuild.passes import PassContext, run_pass
 from pass_netgen import conv, feeds, layer, max_rel_diff, net, outputs_by_name
 
+PASS_NAME = "align_channel_levels"
 DW = dict(n=8, g=8)  # depthwise over the 8 input channels of SHAPE
 SHAPE = (1, 8, 6, 6)
 
@@ -293,3 +294,14 @@ def test_retinaface_every_depthwise_layer_aligned_and_float_outputs_equal(retina
                 for f in feeds_)
     print(f"align drift {drift:.3g}, float32 floor {floor:.3g}")
     assert drift <= max(1e-5, 1.5 * floor)
+
+
+def test_recipe_mode_reaches_the_pass_and_keys_the_patch_stage_only_with_it():
+    from nnbuild.passes.patching import pass_context
+    from nnbuild.stages import patch
+
+    assert pass_context(_recipe_spec("retinaface-640-int16", True)).quant_mode == "int16"
+    assert pass_context(_recipe_spec("retinaface-640-mixed", True)).quant_mode == "mixed"
+    assert "quant.mode" not in patch.reads({"patches": ["set_input_shape", "fold_batchnorm"]})
+    for patches in (["fold_batchnorm", PASS_NAME], [{PASS_NAME: {}}]):
+        assert "quant.mode" in patch.reads({"patches": patches})
