@@ -48,6 +48,7 @@ from nnbuild.passes.channel_chain import divide_inputs, scale_bias, trace
 from nnbuild.passes.surgery import frozen
 
 PRODUCERS = ("Convolution", "Deconvolution")
+TINY = float(np.finfo(np.float32).tiny)  # smallest normal float32
 # Should float64 rounding of m * s still miss the level, s is nudged up by this much and retried.
 NUDGE = 2.0 ** -23
 
@@ -86,8 +87,9 @@ def _aligned_group(part: np.ndarray, m: float, bits: int) -> tuple[np.ndarray, f
 def aligned_weights(layer: Layer, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """(new float32 weights, scale per group) for a grouped (De)Convolution ``layer``.
 
-    Groups are the quantizer's (axis 0 split into ``group`` parts, ``weight_ranges``); a group of
-    zeros keeps scale 1.
+    Groups are the quantizer's (axis 0 split into ``group`` parts, ``weight_ranges``). A group of
+    zeros or of float32 denormals (dead channels: the engine flushes denormals to zero, and a
+    denormal has too few bits to be moved onto a level) keeps scale 1.
     """
     w = np.asarray(layer.blobs[0])
     groups = weight_groups(layer)
@@ -96,7 +98,7 @@ def aligned_weights(layer: Layer, bits: int) -> tuple[np.ndarray, np.ndarray]:
     out = np.asarray(w, np.float32).reshape(groups, -1).copy()
     scales = np.ones(groups)
     for g, m in enumerate(ranges):
-        if m > 0 and math.isfinite(m):
+        if m >= TINY and math.isfinite(m):
             out[g], scales[g] = _aligned_group(parts[g], float(m), bits)
     return out.reshape(w.shape), scales
 
