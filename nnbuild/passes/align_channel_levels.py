@@ -143,22 +143,18 @@ def _shapes(g: Graph):
     return get
 
 
-@register_pass("align_channel_levels")
-def align_channel_levels(graph: Graph, ctx: PassContext) -> tuple[Graph, Changes]:
-    """Scale each per-channel-quantized convolution so that its channel maxima sit on levels.
-
-    Producers whose scale cannot be absorbed (see ``nnbuild.passes.channel_chain``) are left
-    alone and listed under ``skipped`` with the reason. Each aligned layer gets a ``params``
-    entry ``channel_scale`` (before 1, after the min/max scale applied) and a note in
-    ``notes["aligned"]``: layer, bits, groups, scale range, consumers and the layers crossed.
-    """
+def rescale(graph: Graph, ctx: PassContext, weights_of) -> tuple[Graph, Changes]:
+    """The pass with another choice of scales: ``weights_of(layer, bits) -> (float32 weights,
+    scale per group)`` for each candidate layer (``aligned_weights`` for the pass itself;
+    ``benchmarks/align_levels.py`` passes random scales to measure what any re-parametrisation
+    does). Returns the new graph and the change record, as a pass does."""
     g = graph.copy()
     changes = Changes()
     aligned = []
     shapes = _shapes(g)
     for layer in _candidates(g):
         bits = _bits(layer.name, ctx)
-        weights, group_scales = aligned_weights(layer, bits)
+        weights, group_scales = weights_of(layer, bits)
         vec = np.repeat(group_scales, _out_channels(layer) // len(group_scales))
         chain = trace(g, layer, vec, shapes)
         if isinstance(chain, str):
@@ -176,3 +172,15 @@ def align_channel_levels(graph: Graph, ctx: PassContext) -> tuple[Graph, Changes
                         "through": chain.through})
     changes.notes["aligned"] = aligned
     return g, changes
+
+
+@register_pass("align_channel_levels")
+def align_channel_levels(graph: Graph, ctx: PassContext) -> tuple[Graph, Changes]:
+    """Scale each per-channel-quantized convolution so that its channel maxima sit on levels.
+
+    Producers whose scale cannot be absorbed (see ``nnbuild.passes.channel_chain``) are left
+    alone and listed under ``skipped`` with the reason. Each aligned layer gets a ``params``
+    entry ``channel_scale`` (before 1, after the min/max scale applied) and a note in
+    ``notes["aligned"]``: layer, bits, groups, scale range, consumers and the layers crossed.
+    """
+    return rescale(graph, ctx, aligned_weights)
