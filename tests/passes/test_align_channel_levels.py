@@ -306,3 +306,25 @@ def test_recipe_mode_reaches_the_pass_and_keys_the_patch_stage_only_with_it():
     assert "quant.mode" not in patch.reads({"patches": ["set_input_shape", "fold_batchnorm"]})
     for patches in (["fold_batchnorm", PASS_NAME], [{PASS_NAME: {}}]):
         assert "quant.mode" in patch.reads({"patches": patches})
+
+
+def test_mixed_recipe_aligns_its_high_precision_depthwise_layers_to_16_bit():
+    from nnbuild.caffe import io
+    from nnbuild.passes import run_passes
+    from nnbuild.passes.patching import pass_context, pass_specs
+    from nnbuild.recipe.load import load
+
+    spec = load("retinaface-640-mixed", ROOT / "recipes").spec
+    folder = MODELS / "retinaface-mnet25"
+    original = io.load(folder / "mnet.prototxt", folder / "mnet.caffemodel").graph
+    patched, report = run_passes(original, pass_specs(spec), context=pass_context(spec))
+    entry = next(p for p in report if p["pass"] == PASS_NAME)
+    bits = {n["layer"]: n["bits"] for n in entry["changes"]["notes"]["aligned"]}
+    hp = {"mobilenet0_conv1", "mobilenet0_conv3", "mobilenet0_conv5", "mobilenet0_conv21"}
+    assert {n for n, b in bits.items() if b == 16} == hp and len(bits) == 13
+    from nnbuild.nnie.quantpoints import weight_groups
+
+    for name in hp:  # renamed by mark_high_precision after the pass; 16-bit levels, not 8-bit
+        layer = patched.layer(name + "_hp")
+        m = channel_max(layer.blobs[0], weight_groups(layer))
+        assert on_levels(m, 16) and not on_levels(m, 8)
