@@ -13,7 +13,7 @@ NAME = "patch"
 NEEDS = ("fetch",)
 READS = ("input", "patches", "patch_check", "quant.high_precision", "target.chip")
 # align_channel_levels aligns each layer to its precision's levels: only recipes using it are
-# keyed by quant.mode (``reads``), so mobilefacenet and mobilefacenet-int16 still share a patch.
+# keyed by quant.mode (``reads``); an int8 and an int16 recipe without it still share a patch.
 MODE_PASS = "align_channel_levels"
 MODE_READS = READS + ("quant.mode",)
 GROUP = "patch_check"
