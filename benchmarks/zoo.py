@@ -5,6 +5,12 @@ then a no-op rebuild, then the numbers of its check report. Run from the project
 
     python benchmarks/zoo.py                       # every recipe (takes minutes)
     python benchmarks/zoo.py retinaface-640 mobilefacenet
+    python benchmarks/zoo.py --without-pass align_channel_levels retinaface-640
+    python benchmarks/zoo.py --add-pass align_channel_levels retinaface-640
+
+``--without-pass`` / ``--add-pass`` build a variant of each recipe instead, in a temporary
+project (``extends: zoo:NAME`` with the pass removed from, or appended to, its ``patches``), to
+measure what one pass does; recipes the variant would not change are skipped.
 
 The cold time includes everything (patch proof, calibration on the recipe's full image counts,
 check on its check set); the no-op time is the whole ``doit build`` process.
@@ -28,9 +34,31 @@ def recipes() -> list[str]:
     return sorted(p.stem for p in (ROOT / "recipes").glob("*.yaml"))
 
 
-def timed_build(name: str, env: dict) -> float:
+def variant(name: str, project: pathlib.Path, without: str | None, add: str | None) -> bool:
+    """Write ``project/recipes/NAME.yaml``: NAME with ``without`` removed from / ``add`` appended
+    to its patches. False when that changes nothing (the pass absent / already there)."""
+    from nnbuild.recipe.load import load
+
+    patches = list(load(name, ROOT / "recipes").data.get("patches") or [])
+    names = [p if isinstance(p, str) else next(iter(p)) for p in patches]
+    if without:
+        if without not in names:
+            return False
+        patches = [p for p, n in zip(patches, names) if n != without]
+    if add:
+        if add in names:
+            return False
+        patches.append(add)
+    (project / "recipes").mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"extends": f"zoo:{name}", "patches": patches})  # JSON is YAML
+    (project / "recipes" / f"{name}.yaml").write_text(text + "\n", encoding="utf-8")
+    return True
+
+
+def timed_build(name: str, env: dict, cwd: pathlib.Path = ROOT) -> float:
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "doit", "build", name], cwd=ROOT, env=env,
+    command = ["doit"] if cwd == ROOT else ["nnbuild.cli"]
+    done = subprocess.run([sys.executable, "-m", *command, "build", name], cwd=cwd, env=env,
                           capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if done.returncode not in (0, 1):  # 1: the check gate failed, the report still exists
@@ -63,6 +91,8 @@ def row(name: str, cache: pathlib.Path, cold: float, noop: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="recipes (default: all)")
+    parser.add_argument("--without-pass", help="build each recipe without this patch pass")
+    parser.add_argument("--add-pass", help="build each recipe with this pass appended")
     args = parser.parse_args()
     print("| recipe | quant | verdict | worst output cosine | task metrics (quantized vs float) "
           "| est. latency ms | cold build s | no-op s |")
@@ -71,8 +101,15 @@ def main() -> None:
         for name in args.names or recipes():
             cache = pathlib.Path(tmp) / name  # one empty cache per recipe: every build is cold
             env = dict(os.environ, NNBUILD_CACHE=str(cache))
-            cold = timed_build(name, env)
-            noop = timed_build(name, env)
+            cwd = ROOT
+            if args.without_pass or args.add_pass:
+                cwd = pathlib.Path(tmp) / f"{name}-project"
+                if not variant(name, cwd, args.without_pass, args.add_pass):
+                    continue
+                env.update(NNBUILD_ROOT=str(cwd), NNBUILD_MIRROR=os.pathsep.join(
+                    str(ROOT.parent / "shared" / d) for d in ("models", "images")))
+            cold = timed_build(name, env, cwd)
+            noop = timed_build(name, env, cwd)
             print(row(name, cache, cold, noop), flush=True)
 
 

@@ -26,7 +26,7 @@ SizeCheck = Callable[..., "list[str]"]
 
 PASS_MODULES = ("set_input_shape", "remove_crop", "reshape_batch_zero", "fold_batchnorm",
                 "nnie_order", "inplace_activations", "mark_high_precision", "drop_layers",
-                "rename_outputs", "cpu_split")
+                "rename_outputs", "cpu_split", "align_channel_levels")
 
 
 @dataclasses.dataclass
@@ -38,6 +38,7 @@ class PassContext:
         input_name: the recipe's ``input.name``, or None (the graph's only input).
         high_precision: layer names from the recipe's ``quant.high_precision``.
         chip: the recipe's ``target.chip``.
+        quant_mode: the recipe's ``quant.mode`` (``int8``, ``int16`` or ``mixed``).
         renames: Caffe blob name before -> after, filled by passes that rename blobs, so that a
             later pass given an old name (e.g. ``nnie_order`` outputs) still finds the blob.
         cpu_graph: the CPU part of the network, set by ``cpu_split``.
@@ -48,6 +49,7 @@ class PassContext:
     input_name: str | None = None
     high_precision: list[str] = dataclasses.field(default_factory=list)
     chip: str | None = None
+    quant_mode: str = "int8"
     renames: dict[str, str] = dataclasses.field(default_factory=dict)
     cpu_graph: Graph | None = None
     cpu_split: dict[str, Any] = dataclasses.field(default_factory=dict)

@@ -19,7 +19,8 @@ from nnbuild.passes import PassContext
 def pass_context(spec) -> PassContext:
     """The ``PassContext`` a recipe (``RecipeSpec``) gives its passes."""
     return PassContext(input_shape=spec.input.shape, input_name=spec.input.name,
-                       high_precision=list(spec.quant.high_precision), chip=spec.target.chip)
+                       high_precision=list(spec.quant.high_precision), chip=spec.target.chip,
+                       quant_mode=spec.quant.mode)
 
 
 def pass_specs(spec) -> list:

@@ -61,7 +61,8 @@ def culprit(original: Graph, specs: list, recipe_ctx: PassContext, feeds: dict,
     """Replay the passes one by one; the first whose result drifts above ``tolerance``."""
     ref = original_outputs(original, feeds)
     ctx = PassContext(recipe_ctx.input_shape, recipe_ctx.input_name,
-                      list(recipe_ctx.high_precision), recipe_ctx.chip)
+                      list(recipe_ctx.high_precision), recipe_ctx.chip,
+                      quant_mode=recipe_ctx.quant_mode)
     graph = original
     for spec in specs:
         graph, _ = run_pass(graph, spec, ctx)

@@ -12,7 +12,17 @@ from __future__ import annotations
 NAME = "patch"
 NEEDS = ("fetch",)
 READS = ("input", "patches", "patch_check", "quant.high_precision", "target.chip")
+# align_channel_levels aligns each layer to its precision's levels: only recipes using it are
+# keyed by quant.mode (``reads``); an int8 and an int16 recipe without it still share a patch.
+MODE_PASS = "align_channel_levels"
+MODE_READS = READS + ("quant.mode",)
 GROUP = "patch_check"
+
+
+def reads(values: dict) -> tuple[str, ...]:
+    """The recipe fields in this stage's key: ``MODE_READS`` when ``MODE_PASS`` is listed."""
+    names = {p if isinstance(p, str) else next(iter(p), None) for p in values.get("patches") or []}
+    return MODE_READS if MODE_PASS in names else READS
 
 
 def external_inputs(spec) -> dict[str, list]:
