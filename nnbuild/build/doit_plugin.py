@@ -42,6 +42,10 @@ DOIT_CONFIG = {
     "LOADER": {"nnbuild": "nnbuild.build.doit_plugin:RecipeLoader"},
     "COMMAND": {"build": "nnbuild.build.doit_plugin:Build"},
 }
+# `doit build --remote=off` (or =URL): the team cache for this one build (NNBUILD_REMOTE).
+OPT_REMOTE = {"name": "remote", "long": "remote", "type": str, "default": "",
+              "help": "remote cache for this build: off, or a URL (default: NNBUILD_REMOTE or "
+                      "[tool.nnbuild] remote)"}
 _PIPELINES: dict[str, Pipeline] = {}
 _RECIPES: dict[tuple[str, str], recipes.Recipe] = {}
 
@@ -93,6 +97,8 @@ def stage_action(root: str, name: str, stage: str):
         return TaskError(str(err))
     if how == "restored":
         print(f"{stage}:{name}: restored from cache", file=sys.stderr)
+    elif how == "remote":
+        print(f"{stage}:{name}: restored from remote", file=sys.stderr)
     return None
 
 
@@ -168,6 +174,7 @@ class Build(Run):
     """``doit build [RECIPE ...]``: build every stage of the named recipes (default: all)."""
 
     name = "build"
+    cmd_options = Run.cmd_options + (OPT_REMOTE,)
     doc_purpose = "build recipes (every stage); no name = every recipe"
     doc_usage = "[RECIPE ...]"
     doc_description = ("Runs fetch -> patch -> calibrate -> map -> check -> package for each "
@@ -176,6 +183,8 @@ class Build(Run):
 
     def execute(self, params, args):
         root = recipes.project_root()
+        if params.get("remote"):
+            os.environ["NNBUILD_REMOTE"] = params["remote"]  # worker processes inherit it
         try:
             known, problems = scan(root / "recipes")
             for name in args:
@@ -200,10 +209,11 @@ class Build(Run):
                 return interrupt.exit_status(err, "doit build")
 
 
-def run_build(names: list[str], processes: int | None = None) -> int:
+def run_build(names: list[str], processes: int | None = None, remote: str | None = None) -> int:
     """``nnbuild build [RECIPE ...]``: the same build as ``doit build``, from any project folder
     (the project's own [tool.doit] sections, if any, take precedence over ``DOIT_CONFIG``)."""
     from doit.doit_cmd import DoitMain
 
-    args = ["build"] + ([f"-n{processes}"] if processes else []) + list(names)
+    args = ["build"] + ([f"-n{processes}"] if processes else []) + (
+        [f"--remote={remote}"] if remote else []) + list(names)
     return DoitMain(extra_config=DOIT_CONFIG).run(args)

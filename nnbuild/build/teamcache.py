@@ -1,0 +1,258 @@
+"""The team cache: read-through from and write-back to a remote store, beside the local cache.
+
+Read-through (``pull``): on a local miss the stage key's record is fetched, checked, every blob
+it names is downloaded into ``cache/v1/tmp``, verified by sha256 and size, and moved into the
+local content store; the local entry is written last (marked ``"origin": "remote"``), so the
+runner restores it exactly like a local hit. Write-back (``push``): blobs first, the record
+last, so a reader never meets a record whose blobs are missing.
+
+Trust rule: a record is never trusted beyond its blobs. Its stage and key must match its path,
+its key document must hash to its key (the key already holds the code fingerprint, so a record
+of other code can never match), its output names must stay inside the stage's folder, and
+every blob must hash to the digest the record names. Anything else is a corrupt or partial
+entry: a miss, reported once and noted in ``cache/v1/remote/bad.json`` so it is not tried again
+(a later push of that key from this machine clears the note). Counters (hits, misses, bytes
+down/up) accumulate in ``cache/v1/remote/stats.json`` (``nnbuild cache stats --remote``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+from nnbuild.build.cache import ENTRY_SCHEMA, Cache, is_sha256, write_json_atomic
+from nnbuild.build.remote import RemoteStore, configured_url, default_warn, redact
+from nnbuild.hashing import CHUNK, canonical_json, sha256_json
+
+STATS = ("hits", "misses", "bad", "bytes_down", "bytes_up", "uploads", "errors")
+RECORD_FIELDS = ("outputs", "doc", "labels", "failure", "seconds", "recipe")
+
+
+def record_bytes(entry: dict, stage: str, key: str) -> bytes:
+    """The remote record of a local entry: its fields in canonical JSON (no local marks)."""
+    record = {k: entry.get(k) for k in RECORD_FIELDS}
+    record.update(schema=ENTRY_SCHEMA, stage=stage, key=key)
+    return canonical_json(record).encode()
+
+
+def _safe_name(name: object) -> bool:
+    if not isinstance(name, str) or not name or "\\" in name:
+        return False
+    path = PurePosixPath(name)
+    return not path.is_absolute() and ".." not in path.parts and "." not in path.parts
+
+
+def record_problem(record: object, stage: str, key: str) -> str | None:
+    """Why a remote record cannot be used for ``stage``/``key`` (None: it can, blobs aside)."""
+    if not isinstance(record, dict) or record.get("schema") != ENTRY_SCHEMA:
+        return "unknown record format"
+    if record.get("stage") != stage or record.get("key") != key:
+        return "stage/key do not match the record's path"
+    if not isinstance(record.get("doc"), dict) or sha256_json(record["doc"]) != key:
+        return "its key document does not hash to its key"
+    outputs = record.get("outputs")
+    if not isinstance(outputs, dict):
+        return "no outputs table"
+    for name, info in outputs.items():
+        if not _safe_name(name):
+            return f"output name {name!r} leaves the stage folder"
+        if not (isinstance(info, dict) and is_sha256(info.get("sha256"))
+                and isinstance(info.get("size"), int) and info["size"] >= 0):
+            return f"bad output record for {name!r}"
+    if record.get("failure") is not None and not isinstance(record["failure"], dict):
+        return "bad failure record"
+    return None
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+class TeamCache:
+    """The remote side of one local cache (inactive when no remote is configured).
+
+    Args:
+        cache: the local cache.
+        url: the remote; default: resolved on first use by ``remote.configured_url``.
+        warn: callback for the lines reported (remote failures, corrupt records).
+    """
+
+    def __init__(self, cache: Cache, url: str | None = None,
+                 warn: Callable[[str], None] = default_warn):
+        self.cache, self.warn = cache, warn
+        self._url, self._store, self._resolved = url, None, url is not None
+        self._counts = dict.fromkeys(STATS, 0)
+        self._bad: dict[str, str] | None = None
+        self._error_counted = False
+
+    @property
+    def folder(self) -> Path:
+        """``cache/v1/remote``: stats and notes about the remote."""
+        return self.cache.base / "remote"
+
+    @property
+    def store(self) -> RemoteStore | None:
+        """The remote store, or None when none is configured or it failed in this process."""
+        if not self._resolved:
+            self._url, self._resolved = configured_url(), True
+        if self._url is None:
+            return None
+        if self._store is None:
+            self._store = RemoteStore(self._url, self.warn)
+        if self._store.disabled:
+            if not self._error_counted:
+                self._counts["errors"] += 1
+                self._error_counted = True
+            return None
+        return self._store
+
+    # -- bad-record notes ----------------------------------------------------------------------
+    def _notes(self) -> dict[str, str]:
+        if self._bad is None:
+            try:
+                self._bad = json.loads((self.folder / "bad.json").read_text())
+            except (OSError, ValueError):
+                self._bad = {}
+        return self._bad
+
+    def is_bad(self, stage: str, key: str) -> bool:
+        """True when the remote record of ``stage``/``key`` was found corrupt here before."""
+        return f"{stage}/{key}" in self._notes()
+
+    def _set_note(self, stage: str, key: str, reason: str | None) -> None:
+        with self.cache.locked("remote-notes"):
+            self._bad = None  # re-read: another process may have added notes
+            notes = self._notes()
+            if reason is None:
+                if notes.pop(f"{stage}/{key}", None) is None:
+                    return
+            else:
+                notes[f"{stage}/{key}"] = reason
+            write_json_atomic(self.folder / "bad.json", notes, self.cache)
+
+    def _reject(self, store: RemoteStore, stage: str, key: str, reason: str) -> bool:
+        self._counts["bad"] += 1
+        self.warn(f"{store.display}: {stage} record {key[:12]}: corrupt or partial ({reason}); "
+                  f"a miss, not trusted again (noted in {self.folder / 'bad.json'}); the stage "
+                  f"runs here")
+        self._set_note(stage, key, reason)
+        return False
+
+    # -- read-through --------------------------------------------------------------------------
+    def pull(self, stage: str, key: str) -> bool:
+        """Copy the remote entry of ``stage``/``key`` into the local cache, verified.
+
+        Returns:
+            True when the local cache now holds the entry; False on a miss, a corrupt or
+            partial record (reported, noted) or a remote failure (reported once).
+        """
+        store = self.store
+        if store is None or self.is_bad(stage, key):
+            return False
+        data = store.get_record(stage, key)
+        if data is None:
+            self._counts["misses"] += 0 if store.disabled else 1
+            return False
+        try:
+            record = json.loads(data)
+        except ValueError as err:
+            return self._reject(store, stage, key, f"unreadable JSON: {err}")
+        problem = record_problem(record, stage, key)
+        if problem:
+            return self._reject(store, stage, key, problem)
+        for name, info in sorted(record["outputs"].items()):
+            problem = self._pull_blob(store, info["sha256"], info["size"])
+            if store.disabled:
+                return False
+            if problem:
+                return self._reject(store, stage, key, f"output {name!r}: {problem}")
+        entry = {k: record.get(k) for k in RECORD_FIELDS}
+        self.cache.write_entry(stage, key, dict(entry, origin="remote"))  # last, as locally
+        self._counts["hits"] += 1
+        return True
+
+    def _pull_blob(self, store: RemoteStore, digest: str, size: int) -> str | None:
+        try:
+            if self.cache.cas_path(digest).stat().st_size == size:
+                return None  # already here (the local restore re-verifies it)
+        except FileNotFoundError:
+            pass
+        tmp = self.cache.tmp_path("remote-")
+        if not store.get_blob(digest, tmp):
+            tmp.unlink(missing_ok=True)
+            return None if store.disabled else "file missing on the remote"
+        got, got_size = _hash_file(tmp)
+        if got != digest or got_size != size:
+            tmp.unlink(missing_ok=True)
+            return f"content has sha256 {got[:12]}.. and {got_size} bytes, expected " \
+                   f"{digest[:12]}.. and {size}"
+        self.cache.adopt(tmp, digest)
+        self._counts["bytes_down"] += size
+        return None
+
+    def on_remote(self, stage: str, key: str) -> bool:
+        """True when the remote has a record of ``stage``/``key`` not noted as corrupt."""
+        store = self.store
+        return store is not None and not self.is_bad(stage, key) and store.has_record(stage, key)
+
+    # -- write-back ----------------------------------------------------------------------------
+    def push(self, stage: str, key: str, entry: dict) -> bool:
+        """Upload a local entry: every blob the remote lacks, then the record (one put).
+
+        Returns:
+            True when the record is on the remote; False when no remote is configured or it
+            failed (reported once; the build is never failed by it).
+        """
+        store = self.store
+        if store is None:
+            return False
+        for info in entry["outputs"].values():
+            digest, size = info["sha256"], info["size"]
+            if store.blob_size(digest) == size:
+                continue  # content-addressed: the same bytes are there already
+            if store.disabled or not store.put_blob(digest, self.cache.cas_path(digest)):
+                return False
+            self._counts["bytes_up"] += size
+        if not store.put_record(stage, key, record_bytes(entry, stage, key)):
+            return False
+        self._counts["uploads"] += 1
+        if self.is_bad(stage, key):
+            self._set_note(stage, key, None)  # replaced by a record this machine built
+        return True
+
+    # -- counters ------------------------------------------------------------------------------
+    def save(self) -> None:
+        """Add this process's counters to ``stats.json`` (nothing to do: no file touched)."""
+        if not any(self._counts.values()):
+            return
+        with self.cache.locked("remote-stats"):
+            totals = read_stats(self.cache)
+            for name, value in self._counts.items():
+                totals[name] = totals.get(name, 0) + value
+            write_json_atomic(self.folder / "stats.json", totals, self.cache)
+        self._counts = dict.fromkeys(STATS, 0)
+
+    @property
+    def url(self) -> str | None:
+        """The configured remote URL (credentials removed), or None."""
+        if not self._resolved:
+            self._url, self._resolved = configured_url(), True
+        return None if self._url is None else redact(self._url)
+
+
+def read_stats(cache: Cache) -> dict[str, int]:
+    """The counters of ``cache/v1/remote/stats.json`` (zeros when there is none)."""
+    try:
+        found = json.loads((cache.base / "remote" / "stats.json").read_text())
+    except (OSError, ValueError):
+        found = {}
+    return {name: int(found.get(name, 0)) for name in STATS} if isinstance(found, dict) else \
+        dict.fromkeys(STATS, 0)
+
