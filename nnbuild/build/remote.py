@@ -124,13 +124,15 @@ class RemoteStore:
             if self.protocol in ("s3", "s3a"):
                 options = {"skip_instance_cache": True, "config_kwargs": {
                     "connect_timeout": connect, "read_timeout": read,
-                    "retries": {"max_attempts": 2, "mode": "standard"}}}
+                    "retries": {"max_attempts": 1, "mode": "standard"}}}
                 if os.environ.get("NNBUILD_REMOTE_ENDPOINT"):
                     options["endpoint_url"] = os.environ["NNBUILD_REMOTE_ENDPOINT"]
             elif self.protocol == "file":
                 options = {"auto_mkdir": True}
-            self._fs, root = fsspec.core.url_to_fs(self.url, **options)
-            self._root = root.rstrip("/")
+            fs, root = fsspec.core.url_to_fs(self.url, **options)
+            if self.protocol in ("s3", "s3a"):
+                fs.retries = 1  # s3fs retries timeouts 5 times itself: one try, then local
+            self._fs, self._root = fs, root.rstrip("/")
         return self._fs
 
     def _call(self, what: str, func: Callable, missing=None, absent_ok: bool = True):
@@ -157,6 +159,10 @@ class RemoteStore:
                       f"Hint: {CREDENTIAL_HINT}")
             return
         self.failure = one_line(err)
+        if isinstance(err, ImportError):  # fsspec, or the protocol's package (s3fs), is missing
+            self.warn(f"{self.display}: {self.failure}; building without the remote. Hint: "
+                      f"pip install 'nnbuild[remote]' (fsspec, s3fs)")
+            return
         self.warn(f"{self.display}: {what} failed ({self.failure}); building without the "
                   f"remote for the rest of this build. Hint: check the network and "
                   f"NNBUILD_REMOTE, or build with --remote=off")

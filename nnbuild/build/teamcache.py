@@ -213,9 +213,12 @@ class TeamCache:
         store = self.store
         if store is None:
             return False
+        # After a corrupt record of this key was met here, its blobs are uploaded again even
+        # when a file of the right size is there: that file may be the corrupt one.
+        repair = self.is_bad(stage, key)
         for info in entry["outputs"].values():
             digest, size = info["sha256"], info["size"]
-            if store.blob_size(digest) == size:
+            if not repair and store.blob_size(digest) == size:
                 continue  # content-addressed: the same bytes are there already
             if store.disabled or not store.put_blob(digest, self.cache.cas_path(digest)):
                 return False
@@ -223,7 +226,7 @@ class TeamCache:
         if not store.put_record(stage, key, record_bytes(entry, stage, key)):
             return False
         self._counts["uploads"] += 1
-        if self.is_bad(stage, key):
+        if repair:
             self._set_note(stage, key, None)  # replaced by a record this machine built
         return True
 
