@@ -4,6 +4,7 @@ an unreachable or slow remote, missing credentials, failing writes, two writers 
 
 from __future__ import annotations
 
+import errno
 import json
 import socket
 import threading
@@ -219,12 +220,19 @@ def test_missing_credentials_say_how_to_provide_them(tmp_path, monkeypatch, moto
         assert hint in warnings[0]
 
 
-def test_a_failing_remote_write_never_fails_the_build(tmp_path):
-    blocker = tmp_path / "remote"
-    blocker.write_text("a file where the remote directory should be\n")
-    a, warnings = clone(tmp_path, "a", str(blocker))
+def test_a_failing_remote_write_never_fails_the_build(tmp_path, monkeypatch):
+    from fsspec.implementations.local import LocalFileSystem
+
+    def read_only(*_args, **_kw):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(LocalFileSystem, "put_file", read_only)  # a share mounted read-only
+    root = tmp_path / "remote"
+    a, warnings = clone(tmp_path, "a", str(root))  # records are read (a miss), uploads fail
     assert build_all(a, recipe()) == dict.fromkeys(STAGES, "ran")
-    assert len(warnings) == 1 and "building without the remote" in warnings[0], warnings
+    assert len(warnings) == 1 and "uploading a file failed" in warnings[0], warnings
+    assert "Read-only file system" in warnings[0] and "building without the remote" in warnings[0]
+    assert not (root / "v1" / "ac").exists()  # no record without its blobs
 
 
 def test_a_recorded_gate_failure_is_shared_like_a_local_one(tmp_path, remote):
