@@ -278,3 +278,18 @@ def test_no_remote_configured_is_inactive(tmp_path, monkeypatch):
     assert team.store is None and team.url is None and not team.pull("slow", "0" * 64)
     team.save()
     assert not (cache.base / "remote").exists()
+
+
+def test_the_directory_remote_needs_no_s3fs(tmp_path, monkeypatch):
+    import sys
+
+    for name in ("s3fs", "botocore", "aiobotocore"):
+        monkeypatch.setitem(sys.modules, name, None)  # `import s3fs` now fails
+    a, warn_a = clone(tmp_path, "a", f"file://{tmp_path / 'remote'}")
+    b, warn_b = clone(tmp_path, "b", str(tmp_path / "remote"))
+    rec = recipe()
+    assert build_all(a, rec) == dict.fromkeys(STAGES, "ran")
+    assert build_all(b, rec) == dict.fromkeys(STAGES, "remote") and warn_a == warn_b == []
+    c, warn_c = clone(tmp_path, "c", "s3://team-bucket/cache")
+    assert build_all(c, rec) == dict.fromkeys(STAGES, "ran")  # an S3 remote without s3fs
+    assert len(warn_c) == 1 and "pip install 'nnbuild[remote]'" in warn_c[0], warn_c
