@@ -29,6 +29,7 @@ from typing import Callable
 LAYOUT = "v1"
 OFF = ("", "off", "none", "0")
 TIMEOUTS = (2.0, 10.0)  # seconds: connect, read
+CONCURRENT = 16  # downloads in flight at once on an async filesystem (S3)
 # Object stores publish an object only when its upload completed: a put is already atomic.
 ATOMIC_PUT = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
 _CREDENTIAL_ERRORS = ("NoCredentialsError", "PartialCredentialsError", "NoAuthTokenError")
@@ -186,11 +187,40 @@ class RemoteStore:
         """Size of a remote blob, or None when absent (or the remote failed)."""
         return self._call("looking up a file", lambda fs: int(fs.info(self.blob_path(digest))["size"]))
 
-    def get_blob(self, digest: str, local: Path) -> bool:
-        """Download a blob to the local file ``local``; the caller verifies its sha256."""
-        return bool(self._call("downloading a file",
-                               lambda fs: fs.get_file(self.blob_path(digest), str(local)) or True,
-                               missing=False))
+    def get_blobs(self, wanted: list[tuple[str, Path]]) -> list[bool]:
+        """Download blobs ``[(digest, local file)]`` (concurrently on an async filesystem such
+        as S3); True for each one downloaded, False for one missing. The caller verifies them.
+        """
+        def run(fs):
+            if getattr(fs, "async_impl", False):
+                from fsspec.asyn import sync
+
+                return sync(fs.loop, self._get_async, fs, wanted)
+            return [self._get_one(fs, digest, local) for digest, local in wanted]
+
+        return self._call("downloading files", run, missing=[False] * len(wanted))
+
+    def _get_one(self, fs, digest: str, local: Path) -> bool:
+        try:
+            fs.get_file(self.blob_path(digest), str(local))
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def _get_async(self, fs, wanted: list[tuple[str, Path]]) -> list[bool]:
+        import asyncio
+
+        gate = asyncio.Semaphore(CONCURRENT)
+
+        async def one(digest: str, local: Path) -> bool:
+            async with gate:
+                try:
+                    await fs._get_file(self.blob_path(digest), str(local))
+                except FileNotFoundError:
+                    return False
+                return True
+
+        return list(await asyncio.gather(*(one(d, p) for d, p in wanted)))
 
     def put_blob(self, digest: str, local: Path) -> bool:
         """Upload the local file ``local`` as the blob ``digest``."""

@@ -167,34 +167,42 @@ class TeamCache:
         problem = record_problem(record, stage, key)
         if problem:
             return self._reject(store, stage, key, problem)
-        for name, info in sorted(record["outputs"].items()):
-            problem = self._pull_blob(store, info["sha256"], info["size"])
-            if store.disabled:
-                return False
-            if problem:
-                return self._reject(store, stage, key, f"output {name!r}: {problem}")
+        problem = self._pull_blobs(store, record["outputs"])
+        if store.disabled:
+            return False
+        if problem:
+            return self._reject(store, stage, key, problem)
         entry = {k: record.get(k) for k in RECORD_FIELDS}
         self.cache.write_entry(stage, key, dict(entry, origin="remote"))  # last, as locally
         self._counts["hits"] += 1
         return True
 
-    def _pull_blob(self, store: RemoteStore, digest: str, size: int) -> str | None:
-        try:
-            if self.cache.cas_path(digest).stat().st_size == size:
-                return None  # already here (the local restore re-verifies it)
-        except FileNotFoundError:
-            pass
-        tmp = self.cache.tmp_path("remote-")
-        if not store.get_blob(digest, tmp):
-            tmp.unlink(missing_ok=True)
-            return None if store.disabled else "file missing on the remote"
+    def _pull_blobs(self, store: RemoteStore, outputs: dict) -> str | None:
+        """Download the blobs of ``outputs`` missing here, verify, adopt; the first problem."""
+        wanted = []
+        for name, info in sorted(outputs.items()):
+            try:
+                if self.cache.cas_path(info["sha256"]).stat().st_size == info["size"]:
+                    continue  # already here (the local restore re-verifies it)
+            except FileNotFoundError:
+                pass
+            wanted.append((name, info, self.cache.tmp_path("remote-")))
+        got = store.get_blobs([(info["sha256"], tmp) for _name, info, tmp in wanted])
+        problem = None
+        for (name, info, tmp), ok in zip(wanted, got):
+            if problem is None and not store.disabled:
+                problem = self._adopt(name, info, tmp) if ok else \
+                    f"output {name!r}: file missing on the remote"
+            tmp.unlink(missing_ok=True)  # adopted files were moved away already
+        return problem
+
+    def _adopt(self, name: str, info: dict, tmp: Path) -> str | None:
         got, got_size = _hash_file(tmp)
-        if got != digest or got_size != size:
-            tmp.unlink(missing_ok=True)
-            return f"content has sha256 {got[:12]}.. and {got_size} bytes, expected " \
-                   f"{digest[:12]}.. and {size}"
-        self.cache.adopt(tmp, digest)
-        self._counts["bytes_down"] += size
+        if got != info["sha256"] or got_size != info["size"]:
+            return f"output {name!r}: content has sha256 {got[:12]}.. and {got_size} bytes, " \
+                   f"expected {info['sha256'][:12]}.. and {info['size']}"
+        self.cache.adopt(tmp, info["sha256"])
+        self._counts["bytes_down"] += info["size"]
         return None
 
     def on_remote(self, stage: str, key: str) -> bool:
