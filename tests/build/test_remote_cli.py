@@ -45,13 +45,20 @@ def test_a_noop_build_with_a_remote_never_touches_it_nor_imports_fsspec(tmp_path
 def test_remote_off_builds_locally_for_one_build(tmp_path):
     a, b = make_project(tmp_path / "a"), make_project(tmp_path / "b")
     e = env(tmp_path, NNBUILD_REMOTE=tmp_path / "remote")
-    assert doit(a, "build", "mnet-small", env=e).returncode == 0 and runs(tmp_path) == BUILT
+    pnet = [s.replace("mnet", "pnet") for s in BUILT]
+    assert doit(a, "build", env=e).returncode == 0 and sorted(runs(tmp_path)) == sorted(
+        BUILT + pnet)  # both recipes are on the remote now
     off = doit(b, "build", "--remote=off", "mnet-small", env=e)
     assert off.returncode == 0 and runs(tmp_path) == BUILT
     assert "restored from remote" not in off.stderr
-    off_env = nnbuild(b, "build", "pnet-small", env=dict(e, NNBUILD_REMOTE="off"))
-    assert off_env.returncode == 0 and "remote" not in off_env.stderr
-    assert runs(tmp_path) == [s.replace("mnet", "pnet") for s in BUILT]
+    off_cli = nnbuild(b, "build", "--remote=off", "pnet-small", env=e)
+    assert off_cli.returncode == 0 and "remote" not in off_cli.stderr
+    assert runs(tmp_path) == pnet
+    c = make_project(tmp_path / "c")  # the option also names a remote for one build
+    on = doit(c, "build", f"--remote={tmp_path / 'remote'}", "mnet-small",
+              env=dict(e, NNBUILD_REMOTE="off"))
+    assert on.returncode == 0 and runs(tmp_path) == [], on.stderr
+    assert on.stderr.count("restored from remote") == 4
 
 
 def test_two_clones_share_the_remote_of_their_pyproject(tmp_path):
