@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from pathlib import Path
 
 from doit.cmd_base import TaskLoader2
@@ -185,6 +186,7 @@ class Build(Run):
         root = recipes.project_root()
         if params.get("remote"):
             os.environ["NNBUILD_REMOTE"] = params["remote"]  # worker processes inherit it
+        os.environ["NNBUILD_BUILD_ID"] = uuid.uuid4().hex  # build.teamcache: one warning per build
         try:
             known, problems = scan(root / "recipes")
             for name in args:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
@@ -26,6 +27,7 @@ from nnbuild.build.cache import ENTRY_SCHEMA, Cache, is_sha256, write_json_atomi
 from nnbuild.build.remote import RemoteStore, configured_url, default_warn, redact
 from nnbuild.hashing import CHUNK, canonical_json, sha256_json
 
+BUILD_ID = "NNBUILD_BUILD_ID"  # one build (all its processes), for the one-warning rule
 STATS = ("hits", "misses", "bad", "bytes_down", "bytes_up", "uploads", "errors")
 RECORD_FIELDS = ("outputs", "doc", "labels", "failure", "seconds", "recipe")
 
@@ -105,13 +107,42 @@ class TeamCache:
         if self._url is None:
             return None
         if self._store is None:
-            self._store = RemoteStore(self._url, self.warn)
+            self._store = RemoteStore(self._url, self._warn_once_per_build)
+        if not self._store.disabled and self._down_in_this_build() is not None:
+            self._store.disabled = True  # a sibling process of this build met the failure
         if self._store.disabled:
             if not self._error_counted:
                 self._counts["errors"] += 1
                 self._error_counted = True
             return None
         return self._store
+
+    # -- one warning per build -----------------------------------------------------------------
+    # `doit build -n N` runs stages in N processes, each with its own store: the first one to
+    # meet a remote failure notes it under the build's id (NNBUILD_BUILD_ID, set by the build
+    # command) and warns; the others see the note and stay quiet and off.
+    def _down_in_this_build(self) -> str | None:
+        build = os.environ.get(BUILD_ID)
+        if not build:
+            return None
+        try:
+            note = json.loads((self.folder / "down.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return note.get("message") if isinstance(note, dict) and note.get("build") == build \
+            else None
+
+    def _warn_once_per_build(self, message: str) -> None:
+        build = os.environ.get(BUILD_ID)
+        if not build:
+            self.warn(message)
+            return
+        with self.cache.locked("remote-down"):
+            if self._down_in_this_build() is not None:
+                return
+            write_json_atomic(self.folder / "down.json", {"build": build, "message": message},
+                              self.cache)
+        self.warn(message)
 
     # -- bad-record notes ----------------------------------------------------------------------
     def _notes(self) -> dict[str, str]:

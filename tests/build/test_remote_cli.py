@@ -4,6 +4,7 @@ it, ``nnbuild cache push / pull / stats --remote`` and what ``nnbuild explain`` 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -131,3 +132,17 @@ def test_the_remote_setting(tmp_path, monkeypatch):
     (tmp_path / "pyproject.toml").write_text("[tool.nnbuild]\nmirror = []\n")
     monkeypatch.delenv("NNBUILD_REMOTE")
     assert configured_url(tmp_path) is None
+
+
+def test_a_failing_remote_warns_once_per_build_across_processes(tmp_path):
+    proj = make_project(tmp_path)
+    dead = env(tmp_path, NNBUILD_REMOTE="s3://team-bucket/cache", AWS_ACCESS_KEY_ID="x",
+               AWS_SECRET_ACCESS_KEY="y", NNBUILD_REMOTE_ENDPOINT=f"http://127.0.0.1:{free_port()}")
+    both = doit(proj, "-n", "2", "build", "mnet-small", "pnet-small", env=dead)
+    assert both.returncode == 0, both.stderr
+    assert len(runs(tmp_path)) == 6
+    assert both.stderr.count("nnbuild: remote: ") == 1, both.stderr
+    recipe = proj / "recipes" / "mnet-small.yaml"  # a local miss: the next build asks again
+    recipe.write_text(re.sub(r"count: \d+", "count: 5", recipe.read_text()))
+    again = doit(proj, "build", "mnet-small", env=dead)
+    assert again.returncode == 0 and again.stderr.count("nnbuild: remote: ") == 1, again.stderr
