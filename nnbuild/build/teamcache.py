@@ -6,10 +6,10 @@ local content store; the local entry is written last (marked ``"origin": "remote
 runner restores it exactly like a local hit. Write-back (``push``): blobs first, the record
 last, so a reader never meets a record whose blobs are missing.
 
-Trust rule: a record is never trusted beyond its blobs. Its stage and key must match its path,
-its key document must hash to its key (the key already holds the code fingerprint, so a record
-of other code can never match), its output names must stay inside the stage's folder, and
-every blob must hash to the digest the record names. Anything else is a corrupt or partial
+Trust rule (``build.record``): a record is never trusted beyond its blobs. Its stage and key
+must match its path, its key document must hash to its key (the key already holds the code
+fingerprint, so a record of other code can never match), its output names must stay inside the
+stage's folder, and every blob must hash to the digest the record names. Anything else is a corrupt or partial
 entry: a miss, reported once and noted in ``cache/v1/remote/bad.json`` so it is not tried again
 (a later push of that key from this machine clears the note). Counters (hits, misses, bytes
 down/up) accumulate in ``cache/v1/remote/stats.json`` (``nnbuild cache stats --remote``).
@@ -20,52 +20,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Callable
 
-from nnbuild.build.cache import ENTRY_SCHEMA, Cache, is_sha256, write_json_atomic
+from nnbuild.build.cache import Cache, write_json_atomic
+from nnbuild.build.record import RECORD_FIELDS, record_bytes, record_problem
 from nnbuild.build.remote import RemoteStore, configured_url, default_warn, redact
-from nnbuild.hashing import CHUNK, canonical_json, sha256_json
+from nnbuild.hashing import CHUNK
 
 BUILD_ID = "NNBUILD_BUILD_ID"  # one build (all its processes), for the one-warning rule
 STATS = ("hits", "misses", "bad", "bytes_down", "bytes_up", "uploads", "errors")
-RECORD_FIELDS = ("outputs", "doc", "labels", "failure", "seconds", "recipe")
-
-
-def record_bytes(entry: dict, stage: str, key: str) -> bytes:
-    """The remote record of a local entry: its fields in canonical JSON (no local marks)."""
-    record = {k: entry.get(k) for k in RECORD_FIELDS}
-    record.update(schema=ENTRY_SCHEMA, stage=stage, key=key)
-    return canonical_json(record).encode()
-
-
-def _safe_name(name: object) -> bool:
-    if not isinstance(name, str) or not name or "\\" in name:
-        return False
-    path = PurePosixPath(name)
-    return not path.is_absolute() and ".." not in path.parts and "." not in path.parts
-
-
-def record_problem(record: object, stage: str, key: str) -> str | None:
-    """Why a remote record cannot be used for ``stage``/``key`` (None: it can, blobs aside)."""
-    if not isinstance(record, dict) or record.get("schema") != ENTRY_SCHEMA:
-        return "unknown record format"
-    if record.get("stage") != stage or record.get("key") != key:
-        return "stage/key do not match the record's path"
-    if not isinstance(record.get("doc"), dict) or sha256_json(record["doc"]) != key:
-        return "its key document does not hash to its key"
-    outputs = record.get("outputs")
-    if not isinstance(outputs, dict):
-        return "no outputs table"
-    for name, info in outputs.items():
-        if not _safe_name(name):
-            return f"output name {name!r} leaves the stage folder"
-        if not (isinstance(info, dict) and is_sha256(info.get("sha256"))
-                and isinstance(info.get("size"), int) and info["size"] >= 0):
-            return f"bad output record for {name!r}"
-    if record.get("failure") is not None and not isinstance(record["failure"], dict):
-        return "bad failure record"
-    return None
 
 
 def _hash_file(path: Path) -> tuple[str, int]:

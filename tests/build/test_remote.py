@@ -19,7 +19,8 @@ from fakestages.project import MIRROR
 from nnbuild.build.cache import Cache
 from nnbuild.build.remote import RemoteStore, redact
 from nnbuild.build.runner import Pipeline
-from nnbuild.build.teamcache import TeamCache, read_stats, record_bytes, record_problem
+from nnbuild.build.record import record_bytes, record_problem
+from nnbuild.build.teamcache import TeamCache, read_stats
 from nnbuild.errors import CheckFailed
 from nnbuild.hashing import sha256_json
 from nnbuild.recipe.load import Recipe
@@ -171,6 +172,8 @@ def test_a_corrupt_or_partial_entry_is_reported_once_and_not_read_again(tmp_path
     (lambda r: r["outputs"]["done.txt"].update(size="2"), "bad output record"),
     (lambda r: r["doc"].update(recipe={"calibration.count": 99}), "does not hash to its key"),
     (lambda r: r.update(schema=99), "unknown record format"),
+    (lambda r: r.update(recipe=["a"]), "bad recipe field"),
+    (lambda r: r.update(failure="boom"), "bad failure field"),
 ])
 def test_record_problems(change, problem):
     doc = {"cache": "v1", "stage": "slow", "recipe": {"calibration.count": 2}}
