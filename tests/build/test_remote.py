@@ -240,7 +240,8 @@ def test_a_failing_remote_write_never_fails_the_build(tmp_path, monkeypatch):
     assert not (root / "v1" / "ac").exists()  # no record without its blobs
 
 
-def test_a_recorded_gate_failure_is_shared_like_a_local_one(tmp_path, remote):
+def test_a_recorded_gate_failure_is_shared_like_a_local_one(tmp_path):
+    remote = str(tmp_path / "remote")  # the protocol does not matter here
     a, _ = clone(tmp_path, "a", remote, extra=[gate])
     b, _ = clone(tmp_path, "b", remote, extra=[gate])
     rec = recipe(count=7)
