@@ -1,6 +1,8 @@
-"""``nnbuild cache gc --max-size SIZE``, ``nnbuild cache stats [--remote]`` and ``nnbuild cache
-push/pull``: keep the cache in bounds and share it (the work is ``nnbuild.build.gc`` and
-``nnbuild.build.teamsync``; this module parses and prints)."""
+"""``nnbuild cache gc|stats|push|pull``: keep the cache in bounds, and share it with a team.
+
+``gc --max-size SIZE``, ``stats [--remote]``, ``push [RECIPE ...]``, ``pull RECIPE ...``; the
+work is ``nnbuild.build.gc`` and ``nnbuild.build.teamsync``, this module parses and prints.
+"""
 
 from __future__ import annotations
 
