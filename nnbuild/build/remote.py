@@ -180,7 +180,7 @@ class RemoteStore:
 
     def put_record(self, stage: str, key: str, data: bytes) -> bool:
         """Publish a record: one put of the complete bytes (a reader never sees a part)."""
-        return self._put("writing a record", self.record_path(stage, key),
+        return self._put("writing a record", lambda: self.record_path(stage, key),
                          lambda fs, path: fs.pipe_file(path, data))
 
     def blob_size(self, digest: str) -> int | None:
@@ -224,11 +224,12 @@ class RemoteStore:
 
     def put_blob(self, digest: str, local: Path) -> bool:
         """Upload the local file ``local`` as the blob ``digest``."""
-        return self._put("uploading a file", self.blob_path(digest),
+        return self._put("uploading a file", lambda: self.blob_path(digest),
                          lambda fs, path: fs.put_file(str(local), path))
 
-    def _put(self, what: str, path: str, write: Callable) -> bool:
+    def _put(self, what: str, where: Callable[[], str], write: Callable) -> bool:
         def run(fs):
+            path = where()  # after the filesystem (and with it the URL's root) is resolved
             if self.protocol in ATOMIC_PUT:
                 write(fs, path)
                 return True

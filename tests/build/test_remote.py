@@ -5,6 +5,7 @@ an unreachable or slow remote, missing credentials, failing writes, two writers 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import socket
 import subprocess
@@ -304,3 +305,14 @@ def test_the_directory_remote_needs_no_s3fs(tmp_path, monkeypatch):
     (line,) = result.stderr.splitlines()
     assert line.startswith("nnbuild: remote: s3://team-bucket/cache: ImportError")
     assert line.endswith("Hint: pip install 'nnbuild[remote]' (fsspec, s3fs)")
+
+
+def test_a_fresh_store_writes_below_its_root_whatever_it_does_first(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(b"content")
+    digest_hex = hashlib.sha256(b"content").hexdigest()
+    assert RemoteStore("team/cache").put_blob(digest_hex, blob)  # relative: to the cwd
+    assert remote_blob(tmp_path / "team/cache", digest_hex).read_bytes() == b"content"
+    assert RemoteStore(f"file://{tmp_path}/other").put_record("slow", "0" * 64, b"{}")
+    assert (tmp_path / "other/v1/ac/slow" / f"{'0' * 64}.json").read_bytes() == b"{}"
