@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+import uuid
 from pathlib import Path
 
 from doit.cmd_base import TaskLoader2
@@ -47,6 +48,10 @@ DOIT_CONFIG = {
                 "info": "nnbuild.build.doit_commands:Info",
                 "dumpdb": "nnbuild.build.doit_commands:DumpDB"},
 }
+# `doit build --remote=off` (or =URL): the team cache for this one build (NNBUILD_REMOTE).
+OPT_REMOTE = {"name": "remote", "long": "remote", "type": str, "default": "",
+              "help": "remote cache for this build: off, or a URL (default: NNBUILD_REMOTE or "
+                      "[tool.nnbuild] remote)"}
 _PIPELINES: dict[str, Pipeline] = {}
 _RECIPES: dict[tuple[str, str], recipes.Recipe] = {}
 
@@ -108,6 +113,8 @@ def stage_action(root: str, name: str, stage: str):
         return TaskError(str(writable.from_os_error(err, context=f"{stage}:{name}")))
     if how == "restored":
         print(f"{stage}:{name}: restored from cache", file=sys.stderr)
+    elif how == "remote":
+        print(f"{stage}:{name}: restored from remote", file=sys.stderr)
     return None
 
 
@@ -266,6 +273,7 @@ class Build(RunTasks):
     """``doit build [RECIPE ...]``: build every stage of the named recipes (default: all)."""
 
     name = "build"
+    cmd_options = Run.cmd_options + (OPT_REMOTE,)
     doc_purpose = "build recipes (every stage); no name = every recipe"
     doc_usage = "[RECIPE ...]"
     doc_description = ("Runs fetch -> patch -> calibrate -> map -> check -> package for each "
@@ -274,6 +282,9 @@ class Build(RunTasks):
 
     def execute(self, params, args):
         root = recipes.project_root()
+        if params.get("remote"):
+            os.environ["NNBUILD_REMOTE"] = params["remote"]  # worker processes inherit it
+        os.environ["NNBUILD_BUILD_ID"] = uuid.uuid4().hex  # build.teamcache: one warning per build
         try:
             targets, named = build_targets(root, list(args))
             cache = self.preflight(root)
@@ -285,10 +296,11 @@ class Build(RunTasks):
         return status or (2 if getattr(self.loader, "problems", None) else 0)
 
 
-def run_build(names: list[str], processes: int | None = None) -> int:
+def run_build(names: list[str], processes: int | None = None, remote: str | None = None) -> int:
     """``nnbuild build [RECIPE ...]``: the same build as ``doit build``, from any project folder
     (the project's own [tool.doit] sections, if any, take precedence over ``DOIT_CONFIG``)."""
     from doit.doit_cmd import DoitMain
 
-    args = ["build"] + ([f"-n{processes}"] if processes else []) + list(names)
+    args = ["build"] + ([f"-n{processes}"] if processes else []) + (
+        [f"--remote={remote}"] if remote else []) + list(names)
     return DoitMain(extra_config=DOIT_CONFIG).run(args)

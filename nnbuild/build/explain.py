@@ -4,12 +4,15 @@ Reasons (``cache/v1/out/<recipe>/<stage>.json`` holds the last key document):
 ``recipe_changed: calibration.count``, ``input_changed: <file>``, ``code_changed: <file>``,
 ``library_changed: <name>``, ``upstream_changed: <stage>``, ``tool_changed: <tool>``,
 ``missing_output`` (never built, or outputs deleted/edited). A stage whose new key is already
-in the cache is restored instead of recomputed.
+in the cache is restored instead of recomputed; with a team cache (``build.teamcache``) a
+stage whose key is on the remote is "on remote" (it would be downloaded, not run), and an up
+to date stage whose outputs came from there says so.
 """
 
 from __future__ import annotations
 
-STATUSES = ("up to date", "restored from cache", "would run")
+STATUSES = ("up to date", "restored from cache", "would run",
+            "up to date (restored from remote)", "on remote (would be restored from remote)")
 
 
 def _leaf_diff(old: object, new: object, path: str) -> list[str]:
@@ -57,7 +60,7 @@ def explain(pipe, rec) -> list[tuple[str, str, list[str]]]:
     for stage in pipe.modules:
         pipe.forget(rec)
         if pipe.is_current(rec, stage):
-            rows.append((stage, STATUSES[0], []))
+            rows.append((stage, STATUSES[3 if _from_remote(pipe, rec, stage) else 0], []))
             known[stage] = _hashes(pipe.read_marker(rec.name, stage))
             continue
         key, doc, labels = pipe.key_doc(rec, stage, loose=True, assumed=known)
@@ -69,10 +72,26 @@ def explain(pipe, rec) -> list[tuple[str, str, list[str]]]:
         entry = None if pending else pipe.cache.read_entry(stage, key)
         if entry is not None:
             known[stage] = _hashes(entry)
-        rows.append((stage, STATUSES[1] if entry is not None else STATUSES[2], why))
+            status = STATUSES[1]
+        elif not pending and pipe.team.on_remote(stage, key):
+            status = STATUSES[4]
+        else:
+            status = STATUSES[2]
+        rows.append((stage, status, why))
     return rows
 
 
 def _hashes(record: dict | None) -> dict:
     """``{output name: sha256}`` of a marker or cache entry."""
     return {n: o["sha256"] for n, o in ((record or {}).get("outputs") or {}).items()}
+
+
+def _from_remote(pipe, rec, stage: str) -> bool:
+    """True when the local entry of the stage's last build was downloaded from the remote."""
+    import json
+
+    key = (pipe.read_marker(rec.name, stage) or {}).get("key")
+    try:
+        return json.loads(pipe.cache.entry_path(stage, key).read_text()).get("origin") == "remote"
+    except (OSError, ValueError, TypeError, AttributeError):
+        return False

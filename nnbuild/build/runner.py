@@ -26,6 +26,7 @@ from nnbuild.hashing import sha256_json, stat_signature
 from nnbuild.recipe.load import Recipe, get_dotted
 from nnbuild.build.registry import stages
 from nnbuild.build.context import StageContext
+from nnbuild.build.teamcache import TeamCache
 
 DIST_SUFFIX = ".tar.gz"  # package outputs with this suffix are also copied to dist/
 
@@ -59,6 +60,7 @@ class Pipeline:
         self.cache, self.dist = cache, dist
         self.modules = stages() if modules is None else modules
         self.prints = cache.prints
+        self.team = TeamCache(cache)  # the remote (build.teamcache); resolved on a local miss
         self._inputs: dict[tuple[str, str], dict] = {}
         self._keys: dict[tuple[str, str], tuple[str, dict, dict] | None] = {}
 
@@ -184,8 +186,10 @@ class Pipeline:
         return marker is not None and not marker.get("failed")
 
     # -- execution -----------------------------------------------------------------------------
-    def build(self, recipe: Recipe, stage: str) -> str:
-        """Bring one stage up to date. Returns ``"current"``, ``"restored"`` or ``"ran"``.
+    def build(self, recipe: Recipe, stage: str, run: bool = True) -> str:
+        """Bring one stage up to date. Returns ``"current"``, ``"restored"``, ``"remote"``
+        (restored from the team cache) or ``"ran"``; with ``run=False``, ``"missing"`` instead
+        of running (``nnbuild cache pull``).
 
         Raises:
             NNBuildError: the stage failed (a recorded ``ctx.fail`` is raised after caching).
@@ -208,6 +212,8 @@ class Pipeline:
         key, doc, labels = found
         entry = self.cache.read_entry(stage, key)
         how = "restored"
+        if entry is None and self.team.pull(stage, key):  # a local miss: ask the remote
+            entry, how = self.cache.read_entry(stage, key), "remote"
         if entry is not None:
             staging = self.cache.tmp_path("restore-")
             staging.mkdir()
@@ -215,11 +221,16 @@ class Pipeline:
                 remove_tree(staging)
                 entry = None
         if entry is None:
+            if not run:
+                self.team.save()
+                return "missing"
             staging, entry = self._run(recipe, stage, key, doc, labels)
             how = "ran"
+            self.team.push(stage, key, entry)  # gate failures too, as cached locally
         self.cache.touch_entry(stage, key)
         self._publish(recipe, stage, staging, entry)
         self.forget(recipe)
+        self.team.save()
         self.cache.stats.save()
         self.prints.save()
         _raise_recorded(entry, f"{stage}:{recipe.name}")

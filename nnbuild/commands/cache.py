@@ -1,5 +1,8 @@
-"""``nnbuild cache gc --max-size SIZE`` and ``nnbuild cache stats``: keep the cache in bounds
-(the work is ``nnbuild.build.gc``; this module parses and prints)."""
+"""``nnbuild cache gc|stats|push|pull``: keep the cache in bounds, and share it with a team.
+
+``gc --max-size SIZE``, ``stats [--remote]``, ``push [RECIPE ...]``, ``pull RECIPE ...``; the
+work is ``nnbuild.build.gc`` and ``nnbuild.build.teamsync``, this module parses and prints.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from nnbuild.build.gc import gc, parse_size, stats
 
 def register(subparsers: Any) -> None:
     """Add ``cache gc`` and ``cache stats``."""
-    parser = subparsers.add_parser("cache", help="cache maintenance (gc, stats)",
+    parser = subparsers.add_parser("cache", help="cache maintenance (gc, stats, push, pull)",
                                    description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
     gc_parser = sub.add_parser("gc", help="remove unreferenced files and LRU entries")
@@ -20,7 +23,15 @@ def register(subparsers: Any) -> None:
                            help="keep unreferenced files younger than this many seconds")
     gc_parser.set_defaults(func=run_gc)
     stats_parser = sub.add_parser("stats", help="entries per stage, store size")
+    stats_parser.add_argument("--remote", action="store_true",
+                              help="the team cache's counters: hits, misses, bytes moved")
     stats_parser.set_defaults(func=run_stats)
+    push = sub.add_parser("push", help="upload built stages to the remote cache")
+    push.add_argument("recipes", nargs="*", metavar="RECIPE", help="default: every local entry")
+    push.set_defaults(func=run_push)
+    pull = sub.add_parser("pull", help="restore recipes from the remote cache, running nothing")
+    pull.add_argument("recipes", nargs="+", metavar="RECIPE")
+    pull.set_defaults(func=run_pull)
 
 
 def _cache():
@@ -58,8 +69,9 @@ def run_gc(args: argparse.Namespace) -> int:
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    """Print the cache statistics."""
-    del args
+    """Print the cache statistics (``--remote``: the team cache's counters)."""
+    if args.remote:
+        return run_remote_stats()
     info = stats(_cache())
     print(f"cache: {info['root']}")
     print(f"content store: {info['files']} files, {_human(info['bytes'])}")
@@ -71,3 +83,36 @@ def run_stats(args: argparse.Namespace) -> int:
     for stage, count in info["entries"].items():
         print(f"  {stage}: {count} entries")
     return 0
+
+
+def run_remote_stats() -> int:
+    """Print the remote URL and the counters of ``cache/v1/remote/stats.json``."""
+    from nnbuild.build.teamcache import TeamCache, read_stats
+
+    cache = _cache()
+    counts = read_stats(cache)
+    print(f"remote: {TeamCache(cache).url or 'none configured (NNBUILD_REMOTE)'}")
+    print(f"hits: {counts['hits']}, misses: {counts['misses']}, corrupt records: {counts['bad']}, "
+          f"failures: {counts['errors']}")
+    print(f"downloaded: {_human(counts['bytes_down'])}, uploaded: {_human(counts['bytes_up'])} "
+          f"in {counts['uploads']} records")
+    return 0
+
+
+def run_push(args: argparse.Namespace) -> int:
+    """Upload the built entries of the named recipes (default: all) to the remote."""
+    from nnbuild.build.teamsync import push
+    from nnbuild.recipe.load import project_root
+
+    pushed, skipped, ok = push(project_root(), list(args.recipes))
+    print(f"pushed {pushed} entries" + (f" ({skipped} unreadable here, skipped)" if skipped
+                                        else ""))
+    return 0 if ok else 1
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    """Restore every stage of the named recipes from the remote (nothing runs)."""
+    from nnbuild.build.teamsync import pull
+    from nnbuild.recipe.load import project_root
+
+    return pull(project_root(), list(args.recipes))

@@ -24,6 +24,8 @@ def register(subparsers: Any) -> None:
                        help="recipe names, or recipe files in recipes/")
     build.add_argument("-n", "--process", type=int, default=None, metavar="N",
                        help="build with N processes")
+    build.add_argument("--remote", default=None, metavar="off|URL",
+                       help="team cache for this build (default: NNBUILD_REMOTE or pyproject)")
     build.set_defaults(func=run_build)
 
 
@@ -56,4 +58,4 @@ def run_build(args: argparse.Namespace) -> int:
     from nnbuild.build.doit_plugin import run_build
 
     names = [Path(r).stem if r.endswith((".yaml", ".yml")) else r for r in args.recipes]
-    return run_build(names, args.process)
+    return run_build(names, args.process, args.remote)
