@@ -38,6 +38,11 @@ def sort_code() -> str:
     return template("sort.c.in")
 
 
+def face_nms_code(task: str) -> str:
+    """``overlap()``, ``emit()`` and ``<task>_decode()``: the face detectors' shared "+1" NMS."""
+    return render(template("face_nms.c.in"), {"TASK": task, "TASK_UPPER": task.upper()})
+
+
 def task_files(task: str, values: dict[str, str]) -> dict[str, str]:
     """Render ``templates/<task>.h.in`` and ``.c.in`` into ``postprocess/<task>.{h,c}``.
 

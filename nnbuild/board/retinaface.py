@@ -7,7 +7,8 @@ output index where it really is, whatever order the recipe's ``nnie_order`` chos
 
 from __future__ import annotations
 
-from nnbuild.board.common import geometry, input_values, output_values, sort_code, task_files
+from nnbuild.board.common import (face_nms_code, geometry, input_values, output_values,
+                                  sort_code, task_files)
 from nnbuild.board.layout import nchw
 from nnbuild.board.render import c_double
 from nnbuild.board.spec import BoardSpec
@@ -49,5 +50,5 @@ def generate(spec: BoardSpec) -> dict[str, str]:
               "SCORE_THRESHOLD": c_double(spec.task_args.get("score_threshold", 0.5)),
               "NMS_IOU": c_double(spec.task_args.get("nms_iou", 0.4)),
               "NUM_ANCHORS": str(anchors), "LEVELS": "\n".join(levels).rstrip(","),
-              "SORT": sort_code(), "GEOMETRY": geometry(spec)}
+              "SORT": sort_code(), "FACE_NMS": face_nms_code("retinaface"), "GEOMETRY": geometry(spec)}
     return task_files("retinaface", values)

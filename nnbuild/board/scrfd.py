@@ -9,7 +9,8 @@ the .wk output index where it really is. Only 4-D head maps are generated: the e
 
 from __future__ import annotations
 
-from nnbuild.board.common import geometry, input_values, output_values, sort_code, task_files
+from nnbuild.board.common import (face_nms_code, geometry, input_values, output_values,
+                                  sort_code, task_files)
 from nnbuild.board.layout import nchw
 from nnbuild.board.render import c_double
 from nnbuild.board.spec import BoardSpec
@@ -53,6 +54,6 @@ def generate(spec: BoardSpec) -> dict[str, str]:
               "SCORE_THRESHOLD": c_double(spec.task_args.get("score_threshold", 0.5)),
               "NMS_IOU": c_double(spec.task_args.get("nms_iou", 0.4)),
               "NUM_ANCHORS": str(anchors), "ANCHORS": str(reference.ANCHORS),
-              "LEVELS": "\n".join(levels).rstrip(","), "SORT": sort_code(),
+              "LEVELS": "\n".join(levels).rstrip(","), "SORT": sort_code(), "FACE_NMS": face_nms_code("scrfd"),
               "GEOMETRY": geometry(spec)}
     return task_files("scrfd", values)

@@ -78,55 +78,7 @@ static int collect(const nnbuild_blob *blobs, double *cand)
 }
 
 @SORT@
-/* Overlap as py_cpu_nms computes it: areas and intersections with "+1" widths. */
-static double overlap(const double *a, const double *b)
-{
-    double w = fmax(0.0, fmin(a[2], b[2]) - fmax(a[0], b[0]) + 1.0);
-    double h = fmax(0.0, fmin(a[3], b[3]) - fmax(a[1], b[1]) + 1.0);
-    double inter = w * h;
-    double area_a = (a[2] - a[0] + 1.0) * (a[3] - a[1] + 1.0);
-    double area_b = (b[2] - b[0] + 1.0) * (b[3] - b[1] + 1.0);
-    return inter / (area_a + area_b - inter);
-}
-
-static void emit(const double *c, scrfd_face *f)
-{
-    int k;
-    f->x1 = (float)c[0];
-    f->y1 = (float)c[1];
-    f->x2 = (float)c[2];
-    f->y2 = (float)c[3];
-    f->score = (float)c[4];
-    for (k = 0; k < 10; k++)
-        f->landmarks[k] = (float)c[5 + k];
-}
-
-int scrfd_decode(const nnbuild_blob blobs[SCRFD_NUM_OUTPUTS], void *workspace,
-                 scrfd_face *faces, int max_faces)
-{
-    double *cand = (double *)workspace;
-    int32_t *order = (int32_t *)(cand + (size_t)CAND_DOUBLES * SCRFD_NUM_ANCHORS);
-    int32_t *spare = order + SCRFD_NUM_ANCHORS;
-    int i, j, n, kept = 0;
-    for (i = 0; i < SCRFD_NUM_OUTPUTS; i++)
-        if (blobs[i].data == NULL || blobs[i].stride < scrfd_output_stride[i])
-            return -1;
-    n = collect(blobs, cand);
-    sort_by_score(cand, CAND_DOUBLES, 4, order, spare, n);
-    /* greedy NMS: a kept face suppresses every later one overlapping it by more than NMS_IOU;
-     * suppressed entries are marked -1 in order[] */
-    for (i = 0; i < n && kept < max_faces; i++) {
-        const double *best;
-        if (order[i] < 0)
-            continue;
-        best = &cand[CAND_DOUBLES * order[i]];
-        emit(best, &faces[kept++]);
-        for (j = i + 1; j < n; j++)
-            if (order[j] >= 0 && overlap(best, &cand[CAND_DOUBLES * order[j]]) > NMS_IOU)
-                order[j] = -1;
-    }
-    return kept;
-}
+@FACE_NMS@
 
 @GEOMETRY@
 void scrfd_to_source(scrfd_face *faces, int count, int src_w, int src_h)
