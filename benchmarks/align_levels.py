@@ -12,6 +12,7 @@ cosine per output, mean over photos) for:
 * ``weights-only`` rows: the same with float activations (only weights quantized).
 
     python benchmarks/align_levels.py retinaface-640 --random 4
+    python benchmarks/align_levels.py retinaface-640 --random 2 --check-dir ../shared/images/widerface-val416
 
 Prints one line per variant: worst output cosine and the mean over the outputs whose name
 contains none of ``--exclude`` (default ``cls``, RetinaFace's class scores; box and landmark
@@ -91,6 +92,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--exclude", default="cls", help="outputs left out of the mean")
     parser.add_argument("--weights-only", action="store_true", help="also float activations")
+    parser.add_argument("--check-dir", type=pathlib.Path,
+                        help="check on the pictures of this folder instead of the recipe's")
+    parser.add_argument("--check-count", type=int, default=60,
+                        help="pictures taken from --check-dir (sorted by name)")
     args = parser.parse_args()
 
     from nnbuild.build.cache import Cache
@@ -118,7 +123,13 @@ def report(args, spec, cache) -> None:
     plain, _ = run_passes(original, specs, context=pass_context(spec))
     net = NetworkInput.of(spec.input, original)
     cal = [net.feed(p) for p in photos(spec.calibration, cache)]
-    chk = [net.feed(p) for p in photos(spec.check, cache)]
+    if args.check_dir is not None:
+        pictures = sorted(p for p in args.check_dir.rglob("*") if p.suffix.lower() in
+                          (".jpg", ".jpeg", ".png"))[:args.check_count]
+        chk = [net.feed(p) for p in pictures]
+        print(f"check set: {len(chk)} pictures of {args.check_dir}", flush=True)
+    else:
+        chk = [net.feed(p) for p in photos(spec.check, cache)]
     ref = [run(plain, feed) for feed in chk]
     variants = {"plain": plain,
                 "aligned": run_passes(plain, ["align_channel_levels"],
