@@ -39,7 +39,8 @@ def sort_code() -> str:
 
 
 def face_nms_code(task: str) -> str:
-    """``overlap()``, ``emit()`` and ``<task>_decode()``: the face detectors' shared "+1" NMS."""
+    """``overlap()``, ``emit()``, ``<task>_decode()`` and ``<task>_to_source()``: the face
+    detectors' shared "+1" NMS and mapping back to the source picture."""
     return render(template("face_nms.c.in"), {"TASK": task, "TASK_UPPER": task.upper()})
 
 

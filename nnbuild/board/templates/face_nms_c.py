@@ -1,7 +1,8 @@
 """Template of the detectors' shared face NMS (``@KEY@`` placeholders, see render).
 
 RetinaFace and SCRFD keep the same candidate rows (x1 y1 x2 y2 score + 10 landmark values),
-py_cpu_nms's "+1" overlap and greedy NMS; ``@TASK@``/``@TASK_UPPER@`` name the task's
+py_cpu_nms's "+1" overlap and greedy NMS, and map faces back to the source picture the same
+way (after ``geometry.c.in``'s ``source_geometry``); ``@TASK@``/``@TASK_UPPER@`` name the task's
 ``<task>_face`` type, ``<task>_decode`` and its constants.
 """
 
@@ -53,5 +54,23 @@ int @TASK@_decode(const nnbuild_blob blobs[@TASK_UPPER@_NUM_OUTPUTS], void *work
                 order[j] = -1;
     }
     return kept;
+}
+
+void @TASK@_to_source(@TASK@_face *faces, int count, int src_w, int src_h)
+{
+    double sx, sy, px, py;
+    int i, k;
+    source_geometry(src_w, src_h, &sx, &sy, &px, &py);
+    for (i = 0; i < count; i++) {
+        @TASK@_face *f = &faces[i];
+        f->x1 = (float)((f->x1 - px) / sx);
+        f->x2 = (float)((f->x2 - px) / sx);
+        f->y1 = (float)((f->y1 - py) / sy);
+        f->y2 = (float)((f->y2 - py) / sy);
+        for (k = 0; k < 5; k++) {
+            f->landmarks[2 * k] = (float)((f->landmarks[2 * k] - px) / sx);
+            f->landmarks[2 * k + 1] = (float)((f->landmarks[2 * k + 1] - py) / sy);
+        }
+    }
 }
 '''

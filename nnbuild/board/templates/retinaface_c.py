@@ -85,24 +85,6 @@ static int collect(const nnbuild_blob *blobs, double *cand)
 }
 
 @SORT@
-@FACE_NMS@
-
 @GEOMETRY@
-void retinaface_to_source(retinaface_face *faces, int count, int src_w, int src_h)
-{
-    double sx, sy, px, py;
-    int i, k;
-    source_geometry(src_w, src_h, &sx, &sy, &px, &py);
-    for (i = 0; i < count; i++) {
-        retinaface_face *f = &faces[i];
-        f->x1 = (float)((f->x1 - px) / sx);
-        f->x2 = (float)((f->x2 - px) / sx);
-        f->y1 = (float)((f->y1 - py) / sy);
-        f->y2 = (float)((f->y2 - py) / sy);
-        for (k = 0; k < 5; k++) {
-            f->landmarks[2 * k] = (float)((f->landmarks[2 * k] - px) / sx);
-            f->landmarks[2 * k + 1] = (float)((f->landmarks[2 * k + 1] - py) / sy);
-        }
-    }
-}
+@FACE_NMS@
 '''
