@@ -13,6 +13,11 @@ cosine per output, mean over photos) for:
 
     python benchmarks/align_levels.py retinaface-640 --random 4
     python benchmarks/align_levels.py retinaface-640 --random 2 --check-dir ../shared/images/widerface-val416
+    python benchmarks/align_levels.py retinaface-640 --random 2 --bias-correction
+
+``--bias-correction`` corrects every variant's biases for its weight rounding first
+(``nnbuild.nnie.biascorrect``, as ``quant.bias_correction`` does in a build) and compares the
+corrected simulation with the uncorrected float model.
 
 Prints one line per variant: worst output cosine and the mean over the outputs whose name
 contains none of ``--exclude`` (default ``cls``, RetinaFace's class scores; box and landmark
@@ -51,12 +56,16 @@ def photos(selection, cache) -> list[pathlib.Path]:
     return [local(ref, cache) for ref in image_refs(selection.images, selection.count)]
 
 
-def measure(graph, spec, cal, chk, ref, weights_only: bool) -> dict[str, float]:
+def measure(graph, spec, cal, chk, ref, weights_only: bool,
+            bias_correction: bool = False) -> dict[str, float]:
     """Mean cosine per output (float vs simulation) over the check feeds."""
     from nnbuild.engine import run
+    from nnbuild.nnie import biascorrect
     from nnbuild.nnie.calibrate import calibrate
     from nnbuild.nnie.simulate import prepare, simulate
 
+    if bias_correction:
+        graph = biascorrect.apply(graph, biascorrect.corrections(graph, spec.quant.mode, cal))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the guide's 20-picture warning
         ranges = calibrate(graph, iter(cal))
@@ -92,6 +101,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--exclude", default="cls", help="outputs left out of the mean")
     parser.add_argument("--weights-only", action="store_true", help="also float activations")
+    parser.add_argument("--bias-correction", action="store_true",
+                        help="correct each variant's biases for its weight rounding first")
     parser.add_argument("--check-dir", type=pathlib.Path,
                         help="check on the pictures of this folder instead of the recipe's")
     parser.add_argument("--check-count", type=int, default=60,
@@ -139,7 +150,7 @@ def report(args, spec, cache) -> None:
                                           random_weights(args.seed + i))[0]
     for weights_only in ([False, True] if args.weights_only else [False]):
         for name, graph in variants.items():
-            m = measure(graph, spec, cal, chk, ref, weights_only)
+            m = measure(graph, spec, cal, chk, ref, weights_only, args.bias_correction)
             kept = [v for k, v in m.items() if args.exclude not in k]
             label = name + (" (weights only)" if weights_only else "")
             print(f"{label:26s} worst {min(m.values()):.4f}  mean {np.mean(kept):.4f}",

@@ -7,10 +7,12 @@ then a no-op rebuild, then the numbers of its check report. Run from the project
     python benchmarks/zoo.py retinaface-640 mobilefacenet
     python benchmarks/zoo.py --without-pass align_channel_levels retinaface-640
     python benchmarks/zoo.py --add-pass align_channel_levels retinaface-640
+    python benchmarks/zoo.py --bias-correction off retinaface-640
 
-``--without-pass`` / ``--add-pass`` build a variant of each recipe instead, in a temporary
-project (``extends: zoo:NAME`` with the pass removed from, or appended to, its ``patches``), to
-measure what one pass does; recipes the variant would not change are skipped.
+``--without-pass`` / ``--add-pass`` / ``--bias-correction on|off`` build a variant of each
+recipe instead, in a temporary project (``extends: zoo:NAME`` with the pass removed from, or
+appended to, its ``patches``, or ``quant.bias_correction`` set), to measure what one pass or
+option does; recipes the variant would not change are skipped.
 
 The cold time includes everything (patch proof, calibration on the recipe's full image counts,
 check on its check set); the no-op time is the whole ``doit build`` process.
@@ -34,23 +36,27 @@ def recipes() -> list[str]:
     return sorted(p.stem for p in (ROOT / "recipes").glob("*.yaml"))
 
 
-def variant(name: str, project: pathlib.Path, without: str | None, add: str | None) -> bool:
+def variant(name: str, project: pathlib.Path, without: str | None, add: str | None,
+            bias: bool | None = None) -> bool:
     """Write ``project/recipes/NAME.yaml``: NAME with ``without`` removed from / ``add`` appended
-    to its patches. False when that changes nothing (the pass absent / already there)."""
+    to its patches, and ``quant.bias_correction`` set to ``bias`` (None: as it is). False when
+    that changes nothing (the pass absent / already there, the option already so)."""
     from nnbuild.recipe.load import load
 
-    patches = list(load(name, ROOT / "recipes").data.get("patches") or [])
+    recipe = load(name, ROOT / "recipes")
+    patches = list(recipe.data.get("patches") or [])
     names = [p if isinstance(p, str) else next(iter(p)) for p in patches]
-    if without:
-        if without not in names:
-            return False
-        patches = [p for p, n in zip(patches, names) if n != without]
-    if add:
-        if add in names:
-            return False
-        patches.append(add)
+    doc = {"extends": f"zoo:{name}"}
+    if without and without in names:
+        doc["patches"] = [p for p, n in zip(patches, names) if n != without]
+    if add and add not in names:
+        doc["patches"] = patches + [add]
+    if bias is not None and recipe.spec.quant.bias_correction != bias:
+        doc["quant"] = {"bias_correction": bias}
+    if len(doc) == 1:
+        return False
     (project / "recipes").mkdir(parents=True, exist_ok=True)
-    text = json.dumps({"extends": f"zoo:{name}", "patches": patches})  # JSON is YAML
+    text = json.dumps(doc)  # JSON is YAML
     (project / "recipes" / f"{name}.yaml").write_text(text + "\n", encoding="utf-8")
     return True
 
@@ -93,7 +99,10 @@ def main() -> None:
     parser.add_argument("names", nargs="*", help="recipes (default: all)")
     parser.add_argument("--without-pass", help="build each recipe without this patch pass")
     parser.add_argument("--add-pass", help="build each recipe with this pass appended")
+    parser.add_argument("--bias-correction", choices=("on", "off"),
+                        help="build each recipe with quant.bias_correction set so")
     args = parser.parse_args()
+    bias = None if args.bias_correction is None else args.bias_correction == "on"
     print("| recipe | quant | verdict | worst output cosine | task metrics (quantized vs float) "
           "| est. latency ms | cold build s | no-op s |")
     print("|---|---|---|---|---|---|---|---|")
@@ -102,9 +111,9 @@ def main() -> None:
             cache = pathlib.Path(tmp) / name  # one empty cache per recipe: every build is cold
             env = dict(os.environ, NNBUILD_CACHE=str(cache))
             cwd = ROOT
-            if args.without_pass or args.add_pass:
+            if args.without_pass or args.add_pass or bias is not None:
                 cwd = pathlib.Path(tmp) / f"{name}-project"
-                if not variant(name, cwd, args.without_pass, args.add_pass):
+                if not variant(name, cwd, args.without_pass, args.add_pass, bias):
                     continue
                 env.update(NNBUILD_ROOT=str(cwd), NNBUILD_MIRROR=os.pathsep.join(
                     str(ROOT.parent / "shared" / d) for d in ("models", "images")))

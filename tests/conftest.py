@@ -2,14 +2,65 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers on two cores: one BLAS thread each, or they fight over the cores.
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 MODELS = SHARED / "models"
 IMAGES = SHARED / "images"
+
+
+# Modules that share session fixtures run on one xdist worker, so each fixture is built once.
+SHARED_FIXTURE_GROUPS = {"tests/board/": "board", "tests/check/test_suggest": "retinaface_int8"}
+
+
+def _group(path: str) -> str:
+    return next((g for prefix, g in SHARED_FIXTURE_GROUPS.items() if path.startswith(prefix)),
+                path)
+
+
+def _path(item) -> str:
+    return item.nodeid.split("::")[0]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist: send each module whole to one worker (its module fixtures are built once),
+    and modules sharing a session fixture together (``SHARED_FIXTURE_GROUPS``). xdist's own
+    ``loadgroup`` cannot do it under pytest 9 (it renames node ids, which pytest 9 no longer
+    lets it), so this is ``loadscope`` with nnbuild's scope."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid.split("::")[0])
+
+    return ModuleGroups(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Order for pytest-xdist (``-n auto`` in pyproject's addopts; the scheduler above takes
+    groups in collection order): groups holding a ``slow`` test come first, the README
+    walk-through (the longest single test) before all, so the short tests fill the gaps at the
+    end instead of one long test running alone."""
+    slow: dict[str, bool] = {}
+    for item in items:
+        group = _group(_path(item))
+        slow[group] = slow.get(group, False) or item.get_closest_marker("slow") is not None
+
+    def rank(item) -> int:
+        path = _path(item)
+        return 0 if path == "tests/test_readme.py" else 1 if slow[_group(path)] else 2
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +100,4 @@ def s3_remote(moto_endpoint, monkeypatch):
     bucket = f"team-{uuid.uuid4().hex[:12]}"
     s3fs.S3FileSystem(endpoint_url=moto_endpoint, skip_instance_cache=True).mkdir(bucket)
     return f"s3://{bucket}/team"
+

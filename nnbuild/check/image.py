@@ -22,7 +22,7 @@ class Job:
     """Everything one image needs (all picklable).
 
     Attributes:
-        model: (prototxt, caffemodel) of the patched NNIE part.
+        model: (prototxt, caffemodel) of the patched NNIE part: the float reference.
         cpu: (prototxt, caffemodel) of the CPU part, or None.
         ranges: path of ranges.json.
         mode: recipe quant.mode.
@@ -30,6 +30,8 @@ class Job:
         task: check.task; task_args: check.task_args plus ``input_hw``/``image_name``/``gt_boxes``.
         image: path of the picture.
         isolated: also run every layer on its own (per-layer isolated metrics).
+        compiled: (prototxt, caffemodel) the mapper compiles when it is not ``model`` (the
+            bias-corrected model, ``nnbuild.nnie.biascorrect``): simulated against ``model``.
     """
 
     model: tuple[str, str]
@@ -41,19 +43,26 @@ class Job:
     task_args: dict
     image: str
     isolated: bool = True
+    compiled: tuple[str, str] | None = None
 
 
 @functools.lru_cache(maxsize=4)
-def load_models(model: tuple[str, str], cpu: tuple[str, str] | None, ranges: str, mode: str):
-    """(graph, cpu_graph or None, ranges, simulation plan), memoised per worker process."""
+def load_models(model: tuple[str, str], cpu: tuple[str, str] | None, ranges: str, mode: str,
+                compiled: tuple[str, str] | None = None):
+    """(float graph, cpu_graph or None, ranges, simulation plan), memoised per worker process.
+
+    The plan simulates ``compiled`` when given (``plan.graph``; same layers and blobs as the
+    float graph, other biases), else the float graph itself.
+    """
     from nnbuild.caffe import io
     from nnbuild.nnie.calibrate import Ranges
     from nnbuild.nnie.simulate import prepare
 
     graph = io.load(*model).graph
+    quantized = io.load(*compiled).graph if compiled else graph
     cpu_graph = io.load(*cpu).graph if cpu else None
     rng = Ranges.load(ranges)
-    return graph, cpu_graph, rng, prepare(graph, rng, mode)
+    return graph, cpu_graph, rng, prepare(quantized, rng, mode)
 
 
 def final_outputs(graph, cpu_graph, nnie_out: dict, feeds: dict) -> dict:
@@ -119,14 +128,15 @@ def check_image(job: Job) -> dict:
     from nnbuild.nnie.simulate import simulate
     from nnbuild.check.tasks import registry
 
-    graph, cpu_graph, rng, plan = load_models(job.model, job.cpu, job.ranges, job.mode)
+    graph, cpu_graph, rng, plan = load_models(job.model, job.cpu, job.ranges, job.mode,
+                                              job.compiled)
     feeds = job.input.feed(job.image)
     float_blobs = run(graph, feeds, "all")
-    quant_blobs = simulate(graph, rng, job.mode, feeds, "all", plan=plan)
+    quant_blobs = simulate(plan.graph, rng, job.mode, feeds, "all", plan=plan)
     accumulated = {b: compare(float_blobs[b], quant_blobs[b], where=f"blob {b!r}")
                    for layer in graph.layers for b in layer.tops}
     hist = {b: _histogram(float_blobs[b], plan.blob_max[b]) for b in plan.blob_max}
-    isolated = _isolated(graph, rng, job.mode, plan, float_blobs) if job.isolated else {}
+    isolated = _isolated(plan.graph, rng, job.mode, plan, float_blobs) if job.isolated else {}
     f_out = final_outputs(graph, cpu_graph, float_blobs, feeds)
     q_out = final_outputs(graph, cpu_graph, quant_blobs, feeds)
     del float_blobs, quant_blobs

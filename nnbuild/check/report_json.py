@@ -87,7 +87,7 @@ def build(ctx, jobs: Sequence, results: Sequence[dict], hashes: dict[str, str]) 
     from nnbuild.check.tasks import registry
 
     job = jobs[0]
-    graph, _, ranges, plan = load_models(job.model, job.cpu, job.ranges, job.mode)
+    graph, _, ranges, plan = load_models(job.model, job.cpu, job.ranges, job.mode, job.compiled)
     spec = ctx.spec.check
     layers = layer_results(graph, plan, ranges, results)
     outputs = [{"blob": name, "ssa_blob": name,
@@ -131,6 +131,8 @@ def _inputs(job, hashes: dict[str, str]) -> dict:
              "ranges.json": job.ranges}
     if job.cpu:
         named.update({"cpu.prototxt": job.cpu[0], "cpu.caffemodel": job.cpu[1]})
+    if job.compiled:  # the bias-corrected model the mapper compiles (calibrate stage)
+        named.update({"compiled.prototxt": job.compiled[0], "compiled.caffemodel": job.compiled[1]})
     return {name: hashes[path] for name, path in named.items()}
 
 

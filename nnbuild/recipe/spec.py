@@ -65,6 +65,7 @@ class PatchCheckSpec(ImagesSpec):
 class QuantSpec:
     mode: str = "int8"
     high_precision: tuple[str, ...] = ()
+    bias_correction: bool = False         # nnbuild.nnie.biascorrect, in the calibrate stage
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,12 @@ Outputs (docs/design.md "Stages"):
   other ``input.format`` frames: ``.rgb``, ``.gray``, ``.nv12``, ``.nv21``, nnbuild.board.frames),
   ``n`` = 000, 001, ... in ``ctx.files`` order (sorted by sha256, so recipe order never matters);
 * ``image_list.txt`` — those files relative to the package root (``images/000.bgr``), the form
-  the mapper's ``image_list`` key reads when run from the unpacked package (§2).
+  the mapper's ``image_list`` key reads when run from the unpacked package (§2);
+* with ``quant.bias_correction``: ``model.prototxt``/``model.caffemodel``, the patched model with
+  its biases corrected for the mean error of NNIE's weight rounding on these pictures
+  (``nnbuild.nnie.biascorrect``; the model the map stage compiles and the package carries), and
+  ``bias-correction.json`` (per layer the largest change). ``ranges.json`` is then the corrected
+  model's, as the mapper would calibrate it.
 
 Importable without numpy: heavy modules are imported inside ``run``.
 """
@@ -21,6 +26,14 @@ NAME = "calibrate"
 NEEDS = ("patch",)
 READS = ("input", "calibration")
 GROUP = "calibration"
+# The bias corrections depend on every layer's precision: only recipes using them are keyed by
+# quant (``reads``); int8 and int16 variants of a recipe without them share one calibration.
+BIAS_READS = READS + ("quant.bias_correction", "quant.mode", "quant.high_precision")
+
+
+def reads(values: dict) -> tuple[str, ...]:
+    """The recipe fields in this stage's key: ``BIAS_READS`` with ``quant.bias_correction``."""
+    return BIAS_READS if (values.get("quant") or {}).get("bias_correction") else READS
 
 
 def external_inputs(spec) -> dict[str, list]:
@@ -68,9 +81,28 @@ def run(ctx) -> None:
             written.append(write_frame(rgb, ctx.out / "images" / f"{index:03d}", net.format))
             yield {net.name: net.tensor(rgb)}
 
+    pictures = ctx.progress(feeds(), total=len(files), desc="calibrate")
+    if ctx.spec.quant.bias_correction:
+        pictures = list(pictures)  # two passes: the corrections, then the corrected ranges
+        graph = _correct_biases(ctx, graph, pictures)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CalibrationWarning)  # already logged above
-        ranges = calibrate(graph, ctx.progress(feeds(), total=len(files), desc="calibrate"),
-                           names=[p.name for p in files])
+        ranges = calibrate(graph, iter(pictures), names=[p.name for p in files])
     ranges.save(ctx.out / "ranges.json")
     preprocess.write_image_list(written, ctx.out / "image_list.txt", relative_to=ctx.out)
+
+
+def _correct_biases(ctx, graph, pictures: list):
+    """The bias-corrected graph, saved with its report (see the module docstring)."""
+    import json
+
+    from nnbuild.caffe import io
+    from nnbuild.nnie import biascorrect
+
+    deltas = biascorrect.corrections(graph, ctx.spec.quant.mode, pictures)
+    corrected = biascorrect.apply(graph, deltas)
+    io.save(corrected, *(ctx.out / name for name in biascorrect.MODEL_FILES))
+    report = biascorrect.summary(graph, deltas)
+    (ctx.out / biascorrect.REPORT).write_text(json.dumps(report, indent=1, sort_keys=True)
+                                              + "\n", encoding="utf-8")
+    return corrected

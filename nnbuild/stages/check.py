@@ -80,8 +80,12 @@ def _jobs(ctx, files: list[pathlib.Path]) -> list:
     from nnbuild.check.image import Job
     from nnbuild.preprocess import NetworkInput
 
+    from nnbuild.nnie.biascorrect import compiled_model
+
     patch, calib = ctx.upstream("patch"), ctx.upstream("calibrate")
     model = (str(patch / "model.prototxt"), str(patch / "model.caffemodel"))
+    compiled = tuple(map(str, compiled_model(patch, calib)))
+    compiled = None if compiled == model else compiled
     cpu = ((str(patch / "cpu.prototxt"), str(patch / "cpu.caffemodel"))
            if (patch / "cpu.prototxt").is_file() else None)
     from nnbuild.caffe import io
@@ -106,7 +110,7 @@ def _jobs(ctx, files: list[pathlib.Path]) -> list:
             if args["gt_boxes"] is None:
                 del args["gt_boxes"]
         jobs.append(Job(model, cpu, str(calib / "ranges.json"), ctx.spec.quant.mode, net,
-                        check.task, args, str(path)))
+                        check.task, args, str(path), compiled=compiled))
     return jobs
 
 
@@ -116,6 +120,7 @@ def content_key(job, hashes: dict[str, str], code: str) -> str:
     fields = {"v": IMAGE_RESULT_VERSION, "code": code, "image": hashes[job.image],
               "model": [hashes[p] for p in job.model],
               "cpu": [hashes[p] for p in job.cpu] if job.cpu else None,
+              "compiled": [hashes[p] for p in job.compiled] if job.compiled else None,
               "ranges": hashes[job.ranges], "mode": job.mode, "input": repr(job.input),
               "task": job.task, "args": repr(sorted(job.task_args.items())),
               "isolated": job.isolated}
@@ -188,7 +193,8 @@ def run(ctx) -> None:
 
     files = list(ctx.files(GROUP))
     jobs = _jobs(ctx, files)
-    paths = {p for job in jobs for p in (job.image, job.ranges, *job.model, *(job.cpu or ()))}
+    paths = {p for job in jobs for p in (job.image, job.ranges, *job.model, *(job.cpu or ()),
+                                         *(job.compiled or ()))}
     hashes = {p: sha256_file(pathlib.Path(p)) for p in sorted(paths)}
     from nnbuild.check.image import check_image_safe
 

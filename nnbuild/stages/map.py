@@ -11,6 +11,9 @@ Outputs (docs/design.md "Stages"):
   (``mapper.path`` in the recipe, else the ``NNIE_MAPPER`` environment variable). Its version
   banner belongs in the stage key: the runner calls ``tool_versions(spec)`` and hashes the result.
 
+The model compiled is ``nnbuild.nnie.biascorrect.compiled_model``: the calibrate stage's
+bias-corrected copy with ``quant.bias_correction``, else the patched model.
+
 Importable without numpy: heavy modules are imported inside the functions that need them.
 """
 
@@ -25,8 +28,8 @@ READS = ("input", "quant", "target", "mapper")
 QUANT_VERSION = 1
 # Files the mapper reads, copied from upstream stages into its scratch directory so the
 # cfg's package-relative paths resolve there (nnie-facts.md §2).
-MAPPER_INPUTS = {"patch": ("model.prototxt", "model.caffemodel"),
-                 "calibrate": ("image_list.txt", "images")}
+# The model files come from ``compiled_model``.
+MAPPER_INPUTS = {"calibrate": ("image_list.txt", "images")}
 
 
 def mapper_path(spec):
@@ -52,11 +55,13 @@ def tool_versions(spec) -> dict[str, str]:
 def run(ctx) -> None:
     """Write cfg, quant.npz and quant.json; run the real mapper when one is configured."""
     from nnbuild.caffe import io
+    from nnbuild.nnie.biascorrect import compiled_model
     from nnbuild.nnie.calibrate import Ranges
     from nnbuild.nnie.simulate import prepare
 
     patch, calib = ctx.upstream("patch"), ctx.upstream("calibrate")
-    graph = io.load(patch / "model.prototxt", patch / "model.caffemodel").graph
+    model = compiled_model(patch, calib)
+    graph = io.load(*model).graph
     ranges = Ranges.load(calib / "ranges.json")
     mode = ctx.spec.quant.mode
     plan = prepare(graph, ranges, mode)
@@ -64,7 +69,7 @@ def run(ctx) -> None:
     _write_quant(ctx, graph, plan, mode)
     path = mapper_path(ctx.spec)
     if path:
-        _run_mapper(ctx, path, cfg_name, graph)
+        _run_mapper(ctx, path, cfg_name, graph, model)
         from nnbuild.nnie.wk.stagecheck import write_verification
 
         write_verification(ctx.out, ctx.out / f"{_wk_stem(ctx)}.wk", graph, ranges.blobs,
@@ -125,7 +130,7 @@ def _cost(graph, plan, chip) -> dict:
     return estimate(graph, chip, bits=bits)
 
 
-def _run_mapper(ctx, path: str, cfg_name: str, graph) -> None:
+def _run_mapper(ctx, path: str, cfg_name: str, graph, model) -> None:
     """Run the real mapper in ``ctx.scratch`` and add ``<name>.wk`` and ``mapper.log``."""
     import shutil
 
@@ -135,11 +140,11 @@ def _run_mapper(ctx, path: str, cfg_name: str, graph) -> None:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    for stage, names in MAPPER_INPUTS.items():
-        for name in names:
-            source = ctx.upstream(stage) / name
-            copy = shutil.copytree if source.is_dir() else shutil.copy2
-            copy(source, work / name)
+    sources = [ctx.upstream(stage) / name for stage, names in MAPPER_INPUTS.items()
+               for name in names]
+    for source in sources + list(model):
+        copy = shutil.copytree if source.is_dir() else shutil.copy2
+        copy(source, work / source.name)
     for produced in ctx.out.iterdir():
         if produced.suffix in (".cfg", ".txt"):
             shutil.copy2(produced, work / produced.name)

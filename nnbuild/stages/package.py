@@ -3,7 +3,9 @@
 Layout of the archive (one folder named after the recipe; paths in ``nnie_mapper.cfg`` are
 relative to it, so it can be unpacked anywhere and the mapper run from inside)::
 
-    <recipe>/model.prototxt, model.caffemodel      patched NNIE model (patch stage)
+    <recipe>/model.prototxt, model.caffemodel      patched NNIE model (patch stage), or with
+                                                   quant.bias_correction the corrected one and
+                                                   bias-correction.json (calibrate stage)
     <recipe>/cpu.prototxt, cpu.caffemodel          CPU part, only with cpu_split
     <recipe>/nnie_mapper.cfg, mean.txt             mapper configuration (map stage)
     <recipe>/quant.json, quant.npz, <name>.wk      quantization result (+ .wk from a real mapper)
@@ -26,6 +28,8 @@ READS = ("description", "source", "input", "patches", "patch_check", "calibratio
 FROM_STAGES = {
     "patch": ("model.prototxt", "model.caffemodel", "cpu.prototxt", "cpu.caffemodel",
               "patch-report.json", "lint.json"),
+    # quant.bias_correction: the corrected model the mapper compiles replaces the patched one
+    "calibrate": ("model.prototxt", "model.caffemodel", "bias-correction.json"),
     "map": ("nnie_mapper.cfg", "mean.txt", "mean.binaryproto", "quant.json", "quant.npz", "*.wk",
             "mapper.log", "wk-verify.json"),
     "check": ("report.html", "report.json"),

@@ -6,14 +6,14 @@ a throw-away project whose two recipes extend the zoo's retinaface-640 and diffe
 pass. The issue's independent simulation expected a mean box/landmark output cosine of about
 0.955 without and 0.966 with the pass (recall of the float detections 0.945 -> 0.969).
 
-Measured with nnbuild's simulator (benchmarks/zoo.py --add-pass, benchmarks/align_levels.py):
-recall 0.941 -> 0.960 holds, but the worst output cosine falls 0.9434 -> 0.9277 (mean box and
-landmark cosine 0.9523 -> 0.9402) and the lowest layer cosine 0.88 -> 0.816 fails the recipe's
-0.83 gate (the build's verdict is "fail", hence return code 1 is accepted). Random per-channel
-re-parametrisations with the same scale distribution spread the worst output cosine over
-0.909-0.946: the gain the pass gives the weights (weights-only worst cosine 0.964 -> 0.985)
-drowns in how the changed rounding pattern of the activations falls on this check set. The
-cosine half of the Done-when point therefore does not hold here and is an expected failure.
+The zoo's RetinaFace recipes correct their biases for the weight rounding
+(``quant.bias_correction``, nnbuild.nnie.biascorrect), so both builds here do. Measured: worst
+output cosine 0.9526 -> 0.9553, mean box/landmark cosine 0.9679 -> 0.9706, recall vs float
+0.969 -> 0.991, both verdicts "pass". Without bias correction the comparison was a lottery: the
+fixed rounding offsets of the weights, amplified downstream, moved the worst cosine over
+0.909-0.946 under random re-parametrisations of the same chains (benchmarks/align_levels.py),
+and the aligned build happened to fall 0.9434 -> 0.9277 although each of its layers alone is
+more exact. With the offsets corrected, random re-parametrisations all land on 0.9525.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def reports(tmp_path_factory):
         write_recipe(proj, name, f"extends: {ZOO / 'retinaface-640.yaml'}\n"
                                  f"patches: {json.dumps(_patches(kind == 'aligned'))}\n")
     result = doit(proj, "-n", "2", *(f"check:{n}" for n in NAMES.values()), timeout=3000)
-    assert result.returncode in (0, 1), result  # 1: a check gate failed, the report exists
+    assert result.returncode == 0, result
     out = {}
     for kind, name in NAMES.items():
         stage = proj / "cache" / "v1" / "out" / name
@@ -61,16 +61,21 @@ def _metrics(report: dict) -> dict:
             "recall": report["task"]["metrics"]["recall_vs_float"]}
 
 
+def test_both_builds_are_the_zoo_recipe_int8_with_bias_correction(reports):
+    from nnbuild.recipe.load import load_merged
+
+    assert load_merged(ZOO / "retinaface-640.yaml")["quant"]["bias_correction"] is True
+    for report, _ in reports.values():
+        assert report["quant"]["mode"] == "int8" and report["verdict"] == "pass"
+        assert "compiled.caffemodel" in report["inputs"]
+
+
 def test_pass_beats_the_plain_build_on_recall(reports):
     plain, aligned = _metrics(reports["plain"][0]), _metrics(reports["aligned"][0])
     print(f"plain {plain}\naligned {aligned}")
-    assert reports["plain"][0]["quant"]["mode"] == "int8"
-    assert reports["plain"][0]["verdict"] == "pass"
     assert aligned["recall"] > plain["recall"]
 
 
-@pytest.mark.xfail(strict=True, reason="measured 0.9434 -> 0.9277 worst output cosine (see the "
-                   "module docstring): the issue's expectation does not hold in this simulator")
 def test_pass_beats_the_plain_build_on_worst_and_mean_output_cosine(reports):
     plain, aligned = _metrics(reports["plain"][0]), _metrics(reports["aligned"][0])
     assert aligned["worst"] > plain["worst"]

@@ -35,7 +35,8 @@ def test_deep_merge_maps_merge_lists_and_scalars_replace():
 def test_zoo_recipe_resolves_extends_chain_and_paths():
     rec = recipe.load("retinaface-640-int16", ROOT / "recipes")
     data = rec.data
-    assert data["quant"] == {"mode": "int16"}  # from the recipe itself
+    # mode from the recipe itself, bias_correction from _base/common.yaml
+    assert data["quant"] == {"mode": "int16", "bias_correction": True}
     assert data["input"]["shape"] == [1, 3, 640, 640]  # from retinaface-640.yaml
     assert data["check"]["task"] == "retinaface" and data["check"]["count"] == 8  # base + common
     assert data["calibration"]["images"]["manifest"] == str(ROOT / "recipes/_data/photos.txt")

@@ -42,7 +42,7 @@ def test_defaults_are_the_specs_and_fill_every_field():
     assert values["input"] == {"color": "BGR", "name": None, "shape": None,
                                "mean": [0.0, 0.0, 0.0], "scale": 1.0, "resize": "stretch",
                                "pad_value": 0.0, "format": "bgr", "mean_file": None}
-    assert values["quant"] == {"mode": "int8", "high_precision": []}
+    assert values["quant"] == {"mode": "int8", "high_precision": [], "bias_correction": False}
     assert values["target"] == {"chip": "hi3516dv300"}
     assert values["mapper"] == {"path": None, "internal_stride": 16, "log_level": 2,
                                 "compress": "normal"}
