@@ -78,9 +78,8 @@ def truth_boxes(path: pathlib.Path, name: str, truth: dict, net) -> list | None:
 def _jobs(ctx, files: list[pathlib.Path]) -> list:
     """One ``check_image.Job`` per picture."""
     from nnbuild.check.image import Job
-    from nnbuild.preprocess import NetworkInput
-
     from nnbuild.nnie.biascorrect import compiled_model
+    from nnbuild.preprocess import NetworkInput
 
     patch, calib = ctx.upstream("patch"), ctx.upstream("calibrate")
     model = (str(patch / "model.prototxt"), str(patch / "model.caffemodel"))

@@ -86,6 +86,9 @@ def test_closures_hold_the_modules_each_stage_runs(tree):
     assert {"check/svg.py", "preprocess.py", "nnie/simulate.py",
             "check/tasks/retinaface.py", "check/tasks/ultraface.py"} <= rels("check")
     assert {"caffe/io.py", "ir.py", "recipe/load.py"} <= rels("package")
+    # bias correction: computed by calibrate, chosen as the compiled model by map and check
+    for stage in ("calibrate", "map", "check"):
+        assert "nnie/biascorrect.py" in rels(stage), stage
     # ... and not what they do not run: the report code is no input of patch.
     assert "check/svg.py" not in rels("patch") and "engine/conv.py" not in rels("package")
 

@@ -65,8 +65,8 @@ def test_inner_product_offset_is_the_error_times_the_input_mean():
     x = rng.normal(size=(6, 4, 3, 3)).astype(np.float32)
     error = rng.normal(size=(5, 36))
     total, count = biascorrect._offset(graph.layers[0], x, error)
-    np.testing.assert_allclose(total / count, error @ x.reshape(6, -1).astype(np.float64).mean(axis=0),
-                               rtol=1e-9)
+    mean_input = x.reshape(6, -1).astype(np.float64).mean(axis=0)
+    np.testing.assert_allclose(total / count, error @ mean_input, rtol=1e-9)
 
 
 def test_rounding_errors_are_what_the_simulator_rounds_to():
