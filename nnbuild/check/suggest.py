@@ -155,28 +155,45 @@ class SimScorer:
         graph: the patched graph; ranges: its calibration (``Ranges``).
         feeds: one feed dict per image (2-4 images are plenty for a ranking).
         outputs: SSA output blobs to score (default: every network output).
+        bias: ``{"int8": deltas, "int16": deltas}`` (``nnbuild.nnie.biascorrect.corrections_for``)
+            to score the bias-corrected models a build with ``quant.bias_correction`` compiles:
+            each layer takes the delta of its precision in the trial. None: no correction.
     """
 
-    def __init__(self, graph, ranges, feeds: Sequence[dict], outputs: Sequence[str] | None = None):
+    def __init__(self, graph, ranges, feeds: Sequence[dict], outputs: Sequence[str] | None = None,
+                 bias: dict | None = None):
         from nnbuild.engine import run
         from nnbuild.nnie.quantpoints import HP_SUFFIX, WEIGHTED_TYPES
         from nnbuild.nnie.simulate import simulate
 
-        self.graph, self.ranges, self.feeds = graph, ranges, list(feeds)
+        self.graph, self.ranges, self.feeds, self.bias = graph, ranges, list(feeds), bias
+        self.suffix = HP_SUFFIX
         self.outputs = list(outputs or graph.outputs)
-        self.reference = [run(graph, f) for f in self.feeds]
-        self.stored = [simulate(graph, ranges, "mixed", f, "all") for f in self.feeds]
+        self.reference = [run(graph, f) for f in self.feeds]  # the float model, uncorrected
+        self.quantized = self._compiled(set())
+        self.stored = [simulate(self.quantized, ranges, "mixed", f, "all") for f in self.feeds]
         self.position = {layer.name: i for i, layer in enumerate(graph.layers)}
         self.candidates = [layer.name for layer in graph.layers
                            if layer.type in WEIGHTED_TYPES and not layer.name.endswith(HP_SUFFIX)]
-        self.suffix = HP_SUFFIX
+
+    def _compiled(self, hp: set[str], everything: bool = False):
+        """The model a build compiles with ``hp`` (or ``everything``) in 16-bit: the graph
+        itself, or with ``bias`` its layers' biases corrected at their precision."""
+        if not self.bias:
+            return self.graph
+        from nnbuild.nnie.biascorrect import apply
+
+        def wide(name: str) -> bool:
+            return everything or name in hp or name.endswith(self.suffix)
+        return apply(self.graph, {name: self.bias["int16" if wide(name) else "int8"][name]
+                                  for name in self.bias["int8"]})
 
     def _trial_graph(self, hp: set[str]):
         """The graph from the first ``hp`` layer on, ``hp`` layers renamed ``*_hp``."""
         from nnbuild.ir import Graph
 
         start = min(self.position[name] for name in hp)
-        layers = [layer.copy() for layer in self.graph.layers[start:]]
+        layers = [layer.copy() for layer in self._compiled(hp).layers[start:]]
         for layer in layers:
             if layer.name in hp:
                 layer.name += self.suffix
@@ -193,15 +210,19 @@ class SimScorer:
         from nnbuild.nnie.simulate import prepare, simulate
 
         hp = set(hp)
-        graph = self._trial_graph(hp) if hp and mode == "mixed" else self.graph
+        trial = bool(hp) and mode == "mixed"
+        if trial:
+            graph = self._trial_graph(hp)
+        else:
+            graph = self._compiled(set(), everything=True) if mode == "int16" else self.quantized
         plan = prepare(graph, self.ranges, mode)
         per = {name: [] for name in self.outputs}
         for feeds, ref, stored in zip(self.feeds, self.reference, self.stored):
-            if graph is self.graph:
-                out = simulate(graph, self.ranges, mode, feeds, plan=plan)
-            else:
+            if trial:
                 out = simulate(graph, self.ranges, mode, {b: stored[b] for b in graph.inputs},
                                plan=plan)
+            else:
+                out = simulate(graph, self.ranges, mode, feeds, plan=plan)
             for name in self.outputs:
                 got = out[name] if name in out else stored[name]
                 per[name].append(compare(ref[name], got)["cosine"])

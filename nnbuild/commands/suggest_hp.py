@@ -1,7 +1,8 @@
 """``nnbuild suggest-hp RECIPE --budget N``: propose the ``_hp`` layers and print the recipe diff.
 
 Reads the recipe's built patch and calibrate outputs (run ``doit build RECIPE`` first), simulates
-on the first few check images, and prints the chosen layers, the cosines before and after, and a
+on the first few check images (the bias-corrected models a build compiles, with
+``quant.bias_correction``), and prints the chosen layers, the cosines before and after, and a
 unified diff of the recipe (``quant: {mode: mixed, high_precision: [...]}``) that ``patch -p1``
 or ``git apply`` applies.
 """
@@ -49,18 +50,32 @@ def stage_dir(name: str, stage: str) -> pathlib.Path:
     return path
 
 
-def check_feeds(recipe, graph, count: int) -> list[dict]:
-    """Preprocessed feeds of the first ``count`` check images."""
+def check_feeds(recipe, graph, count: int, section: str = "check") -> list[dict]:
+    """Preprocessed feeds of the first ``count`` images of the recipe's ``section`` (check or
+    calibration; ``count`` None: all of them)."""
     from nnbuild.build.cache import Cache
     from nnbuild.build.fetch import fetch, image_refs
     from nnbuild.preprocess import NetworkInput
     from nnbuild.recipe.load import project_root
 
-    check = recipe.spec.check
-    refs = image_refs(check.images, check.count, "check.images")[:max(1, count)]
+    images = getattr(recipe.spec, section)
+    refs = image_refs(images.images, images.count, f"{section}.images")
+    refs = refs if count is None else refs[:max(1, count)]
     cache = Cache(os.environ.get("NNBUILD_CACHE") or project_root() / "cache")
     net = NetworkInput.of(recipe.spec.input, graph)
-    return [net.feed(fetch(ref, cache, "check.images")) for ref in refs]
+    return [net.feed(fetch(ref, cache, f"{section}.images")) for ref in refs]
+
+
+def bias_tables(recipe, graph) -> dict | None:
+    """With ``quant.bias_correction``: the int8 and int16 bias deltas of every layer on the
+    recipe's calibration pictures, as the calibrate stage computes them (None without)."""
+    if not recipe.spec.quant.bias_correction:
+        return None
+    from nnbuild.nnie.biascorrect import corrections_for
+
+    _say("bias correction: the int8 and int16 deltas on the calibration pictures")
+    return corrections_for(graph, ["int8", "int16"], check_feeds(recipe, graph, None,
+                                                                 "calibration"))
 
 
 def main(args: argparse.Namespace) -> int:
@@ -74,7 +89,8 @@ def main(args: argparse.Namespace) -> int:
     graph = io.load(patch / "model.prototxt", patch / "model.caffemodel").graph
     ranges = Ranges.load(stage_dir(recipe.name, "calibrate") / "ranges.json")
     _say(f"simulating {max(1, args.images)} check image(s) in int8 and float")
-    scorer = suggest.SimScorer(graph, ranges, check_feeds(recipe, graph, args.images))
+    scorer = suggest.SimScorer(graph, ranges, check_feeds(recipe, graph, args.images),
+                               bias=bias_tables(recipe, graph))
     if args.budget_ms is not None:
         return _by_latency(args, recipe, graph, scorer)
     budget = suggest.parse_budget(args.budget, len(scorer.candidates))

@@ -117,20 +117,34 @@ def corrections(graph: Graph, mode: str | int, feeds: Iterable[Mapping[str, np.n
     """Layer -> bias delta (float64, one per output channel) that cancels the mean output error
     of its rounded weights over ``feeds`` (see module docstring). Layers whose weights round
     exactly get zeros."""
+    return corrections_for(graph, [mode], feeds)[mode]
+
+
+def corrections_for(graph: Graph, modes: Iterable[str | int],
+                    feeds: Iterable[Mapping[str, np.ndarray]]) -> dict:
+    """``corrections`` for several modes from one pass over ``feeds``: mode -> layer -> delta.
+
+    A layer's delta depends only on its own weights, its precision and its float input, so the
+    int8 and int16 tables together give the deltas of any mixed layer set (``suggest-hp``)."""
     from nnbuild.engine import run
 
-    errors = rounding_errors(graph, mode)
-    layers = [layer for layer in graph.layers if layer.name in errors]
-    sums = {layer.name: np.zeros(errors[layer.name].shape[0]) for layer in layers}
-    counts = dict.fromkeys(sums, 0)
+    errors = {mode: rounding_errors(graph, mode) for mode in modes}
+    layers = [layer for layer in graph.layers if any(layer.name in e for e in errors.values())]
+    sums = {mode: {name: np.zeros(e.shape[0]) for name, e in table.items()}
+            for mode, table in errors.items()}
+    counts = {layer.name: 0 for layer in layers}
     wanted = {layer.bottoms[0] for layer in layers}
     for feed in feeds:
         blobs = run(graph, dict(feed), sorted(wanted))
         for layer in layers:
-            total, positions = _offset(layer, blobs[layer.bottoms[0]], errors[layer.name])
-            sums[layer.name] += total
+            positions = 0
+            for mode, table in errors.items():
+                if layer.name in table:
+                    total, positions = _offset(layer, blobs[layer.bottoms[0]], table[layer.name])
+                    sums[mode][layer.name] += total
             counts[layer.name] += positions
-    return {name: -sums[name] / max(counts[name], 1) for name in sums}
+    return {mode: {name: -total / max(counts[name], 1) for name, total in table.items()}
+            for mode, table in sums.items()}
 
 
 def apply(graph: Graph, deltas: Mapping[str, np.ndarray]) -> Graph:
