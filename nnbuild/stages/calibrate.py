@@ -81,10 +81,13 @@ def run(ctx) -> None:
             written.append(write_frame(rgb, ctx.out / "images" / f"{index:03d}", net.format))
             yield {net.name: net.tensor(rgb)}
 
-    pictures = ctx.progress(feeds(), total=len(files), desc="calibrate")
-    if ctx.spec.quant.bias_correction:
-        pictures = list(pictures)  # two passes: the corrections, then the corrected ranges
-        graph = _correct_biases(ctx, graph, pictures)
+    if ctx.spec.quant.bias_correction:  # two passes: the corrections, then the corrected ranges
+        loaded = list(feeds())
+        graph = _correct_biases(ctx, graph, ctx.progress(loaded, total=len(files),
+                                                         desc="bias correction"))
+        pictures = ctx.progress(loaded, total=len(files), desc="calibrate")
+    else:
+        pictures = ctx.progress(feeds(), total=len(files), desc="calibrate")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CalibrationWarning)  # already logged above
         ranges = calibrate(graph, iter(pictures), names=[p.name for p in files])
@@ -92,7 +95,7 @@ def run(ctx) -> None:
     preprocess.write_image_list(written, ctx.out / "image_list.txt", relative_to=ctx.out)
 
 
-def _correct_biases(ctx, graph, pictures: list):
+def _correct_biases(ctx, graph, pictures):
     """The bias-corrected graph, saved with its report (see the module docstring)."""
     import json
 
