@@ -2,8 +2,30 @@
 
 from __future__ import annotations
 
+from nnbuild.board.layout import nchw
 from nnbuild.board.render import PLACEHOLDER, c_list, c_string, render, template
 from nnbuild.board.spec import BoardSpec
+
+
+def heads_by_shape(spec: BoardSpec, kind_of: dict[int, str], strides
+                   ) -> tuple[dict[tuple[int, str], int], list[str]]:
+    """Find a detector's head maps by shape: ((stride, kind) -> output index, missing).
+
+    A 4-D output is the ``kind_of[C]`` map of stride ``s`` when it has C channels and the size
+    ``ceil(input / s)``; ``missing`` names every ``kind@strideS`` not found.
+    """
+    found: dict[tuple[int, str], int] = {}
+    h, w = spec.input_hw
+    for index, out in enumerate(spec.outputs):
+        if len(out.shape) != 4:
+            continue
+        _, c, oh, ow = nchw(out.shape)
+        for s in strides:
+            if c in kind_of and (oh, ow) == (-(-h // s), -(-w // s)):
+                found[(s, kind_of[c])] = index
+    missing = [f"{k}@stride{s}" for s in strides for k in dict.fromkeys(kind_of.values())
+               if (s, k) not in found]
+    return found, missing
 
 
 def output_values(spec: BoardSpec) -> dict[str, str]:

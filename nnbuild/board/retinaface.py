@@ -7,8 +7,8 @@ output index where it really is, whatever order the recipe's ``nnie_order`` chos
 
 from __future__ import annotations
 
-from nnbuild.board.common import (face_nms_code, geometry, input_values, output_values,
-                                  sort_code, task_files)
+from nnbuild.board.common import (face_nms_code, geometry, heads_by_shape, input_values,
+                                  output_values, sort_code, task_files)
 from nnbuild.board.layout import nchw
 from nnbuild.board.render import c_double
 from nnbuild.board.spec import BoardSpec
@@ -19,15 +19,7 @@ from nnbuild.check.tasks import retinaface as reference
 def _heads(spec: BoardSpec) -> dict[tuple[int, str], int]:
     """(stride, kind) -> output index, by shape (4/8/20 channels at ceil(input / stride))."""
     kind_of = {c: k for k, c in reference.CHANNELS.items()}
-    found: dict[tuple[int, str], int] = {}
-    h, w = spec.input_hw
-    for index, out in enumerate(spec.outputs):
-        _, c, oh, ow = nchw(out.shape)
-        for s in reference.STRIDES:
-            if c in kind_of and (oh, ow) == (-(-h // s), -(-w // s)):
-                found[(s, kind_of[c])] = index
-    missing = [f"{k}@stride{s}" for s in reference.STRIDES for k in reference.CHANNELS
-               if (s, k) not in found]
+    found, missing = heads_by_shape(spec, kind_of, reference.STRIDES)
     if missing:
         raise ModelError("board: retinaface outputs", "cannot find every RetinaFace head",
                          expected="4/8/20-channel maps at input/32, /16, /8",

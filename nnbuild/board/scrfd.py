@@ -9,8 +9,8 @@ the .wk output index where it really is. Only 4-D head maps are generated: the e
 
 from __future__ import annotations
 
-from nnbuild.board.common import (face_nms_code, geometry, input_values, output_values,
-                                  sort_code, task_files)
+from nnbuild.board.common import (face_nms_code, geometry, heads_by_shape, input_values,
+                                  output_values, sort_code, task_files)
 from nnbuild.board.layout import nchw
 from nnbuild.board.render import c_double
 from nnbuild.board.spec import BoardSpec
@@ -21,17 +21,7 @@ from nnbuild.check.tasks import scrfd as reference
 def _heads(spec: BoardSpec) -> dict[tuple[int, str], int]:
     """(stride, kind) -> output index, by shape (2/8/20 channels at ceil(input / stride))."""
     kind_of = {reference.ANCHORS * k: kind for kind, k in reference.WIDTH.items()}
-    found: dict[tuple[int, str], int] = {}
-    h, w = spec.input_hw
-    for index, out in enumerate(spec.outputs):
-        if len(out.shape) != 4:
-            continue
-        _, c, oh, ow = nchw(out.shape)
-        for s in reference.STRIDES:
-            if c in kind_of and (oh, ow) == (-(-h // s), -(-w // s)):
-                found[(s, kind_of[c])] = index
-    missing = [f"{k}@stride{s}" for s in reference.STRIDES for k in reference.WIDTH
-               if (s, k) not in found]
+    found, missing = heads_by_shape(spec, kind_of, reference.STRIDES)
     if missing:
         raise ModelError("board: scrfd outputs", "cannot find every SCRFD head map",
                          expected="2/8/20-channel maps at input/8, /16, /32",

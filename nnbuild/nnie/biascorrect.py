@@ -46,7 +46,7 @@ BIAS_PARAM = {"Convolution": "convolution_param", "Deconvolution": "convolution_
 
 def rounding_errors(graph: Graph, mode: str | int) -> dict[str, np.ndarray]:
     """Layer -> ``dW`` (float64), NNIE's rounded weights minus the float ones, at ``mode``."""
-    from nnbuild.nnie.quantize import weight_ranges
+    from nnbuild.nnie.simulate import layer_weight_ranges
 
     points = quant_points(graph, mode)
     errors = {}
@@ -56,9 +56,7 @@ def rounding_errors(graph: Graph, mode: str | int) -> dict[str, np.ndarray]:
             continue
         groups = points.groups.get(layer.name, 1)
         weights = np.asarray(layer.blobs[0])
-        ranges = (weight_ranges(weights, groups) if groups > 1
-                  else np.array([float(np.max(np.abs(weights)))]))
-        _, rounded = group_codes(weights, groups, bits, ranges)
+        _, rounded = group_codes(weights, groups, bits, layer_weight_ranges(None, layer, groups))
         errors[layer.name] = np.asarray(rounded, np.float64) - weights.astype(np.float64)
     return errors
 

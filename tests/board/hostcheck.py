@@ -144,6 +144,21 @@ def compare(task: str, c_rows, py_rows) -> None:
         assert np.abs(c[:, scores] - p[:, scores]).max() <= 1e-6
 
 
+def check_face_letterbox(task: str, exe, blobs, py_rows, input_hw=(640, 640)) -> None:
+    """The C decoder's faces mapped to pictures of three sizes equal the Python decoder's
+    network-input faces with the letterbox geometry undone (rows: x1 y1 x2 y2, score, then five
+    landmark x y pairs)."""
+    from nnbuild import preprocess
+
+    py = np.array(py_rows)
+    assert len(py)
+    for src_w, src_h in [(1024, 683), (333, 999), (640, 640)]:
+        scale, pad_x, pad_y = preprocess.letterbox_geometry((src_w, src_h), input_hw)
+        shift = np.array([pad_x, pad_y] * 2 + [0] + [pad_x, pad_y] * 5, dtype=np.float64)
+        div = np.array([scale] * 4 + [1] + [scale] * 10, dtype=np.float64)
+        compare(task, cc.run(exe, blobs, src_w, src_h), ((py - shift) / div).tolist())
+
+
 def check_package(proj, name, spec, results, work: pathlib.Path, extra=(), files=None) -> int:
     """Compile the package's C (or ``files``), decode every result, compare; returns the count
     of detections compared (embedding: the number of vectors)."""

@@ -12,12 +12,9 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import numpy as np
-
 from board import cc
 from board.blobs import dump
-from board.hostcheck import _scrfd, check_package, compare, packaged
-from nnbuild import preprocess
+from board.hostcheck import _scrfd, check_face_letterbox, check_package, packaged
 from nnbuild.board.generate import generate
 
 pytestmark = cc.needs_cc
@@ -60,13 +57,7 @@ def test_c_maps_faces_to_the_source_picture_as_letterbox_geometry(built, quantiz
     exe = cc.build(cc.write(packaged(proj, NAME), tmp_path), "scrfd", tmp_path / "scrfd")
     photo, outputs = results[0]
     blobs = dump(spec, outputs, tmp_path / "0.bin")
-    py = np.array(_scrfd(spec, outputs))
-    assert len(py)
-    for src_w, src_h in [(1024, 683), (333, 999), (640, 640)]:
-        scale, pad_x, pad_y = preprocess.letterbox_geometry((src_w, src_h), (640, 640))
-        shift = np.array([pad_x, pad_y] * 2 + [0] + [pad_x, pad_y] * 5, dtype=np.float64)
-        div = np.array([scale] * 4 + [1] + [scale] * 10, dtype=np.float64)
-        compare("scrfd", cc.run(exe, blobs, src_w, src_h), ((py - shift) / div).tolist())
+    check_face_letterbox("scrfd", exe, blobs, _scrfd(spec, outputs))
 
 
 def test_c_decoder_refuses_a_stride_shorter_than_the_row(built, quantized, tmp_path):
