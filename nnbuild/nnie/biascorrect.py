@@ -46,8 +46,6 @@ BIAS_PARAM = {"Convolution": "convolution_param", "Deconvolution": "convolution_
 
 def rounding_errors(graph: Graph, mode: str | int) -> dict[str, np.ndarray]:
     """Layer -> ``dW`` (float64), NNIE's rounded weights minus the float ones, at ``mode``."""
-    from nnbuild.nnie.simulate import layer_weight_ranges
-
     points = quant_points(graph, mode)
     errors = {}
     for layer in graph.layers:
@@ -56,7 +54,8 @@ def rounding_errors(graph: Graph, mode: str | int) -> dict[str, np.ndarray]:
             continue
         groups = points.groups.get(layer.name, 1)
         weights = np.asarray(layer.blobs[0])
-        _, rounded = group_codes(weights, groups, bits, layer_weight_ranges(None, layer, groups))
+        # without ranges: each group's own abs-max, the calibrated weight range of simulate.prepare
+        _, rounded = group_codes(weights, groups, bits)
         errors[layer.name] = np.asarray(rounded, np.float64) - weights.astype(np.float64)
     return errors
 

@@ -83,10 +83,10 @@ class Plan:
         return self.round_blob(blob, array)
 
 
-def layer_weight_ranges(ranges: Ranges | None, layer: Layer, groups: int) -> np.ndarray:
+def _weight_ranges(ranges: Ranges, layer: Layer, groups: int) -> np.ndarray:
     """The weight ranges of ``layer``: per group (wk-format.md §4.2) when ``groups > 1``, else
-    the calibrated layer range, else (or without ``ranges``) the weights' own abs-max."""
-    if groups == 1 and ranges is not None and layer.name in ranges.weights:
+    the calibrated layer range, else the weights' own abs-max."""
+    if groups == 1 and layer.name in ranges.weights:
         return np.array([float(ranges.weights[layer.name])])
     return nq.weight_ranges(layer.blobs[0], groups)
 
@@ -108,7 +108,7 @@ def prepare(graph: Graph, ranges: Ranges, mode: str | int) -> Plan:
     for layer in graph.layers:
         if layer.name in points.weights:
             groups = points.groups.get(layer.name, 1)
-            group_ranges[layer.name] = layer_weight_ranges(ranges, layer, groups)
+            group_ranges[layer.name] = _weight_ranges(ranges, layer, groups)
             weight_max[layer.name] = float(np.max(group_ranges[layer.name]))
             # fastquant.group_codes is bit-exact with nq.quantize_weights (tested), faster
             _, q = group_codes(layer.blobs[0], groups, points.weights[layer.name],
